@@ -1,0 +1,32 @@
+"""``JSONData`` (identifier ``11``): data as JSON text.
+
+Safe to decode from anyone and readable by any language, but only for the JSON
+domain: ``None``, bools, numbers, strings, lists and string-keyed dicts.  Tuples come
+back as lists and non-string keys as strings, as ``json`` does.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from freight.serialize import TextStrategy, hookimpl
+
+
+class JSONData(TextStrategy):
+    """Python data via ``json.dumps``."""
+
+    identifier = "11\n"
+    for_code = False
+    name = "json"
+
+    def encode_text(self, obj: Any) -> str:
+        return json.dumps(obj)
+
+    def decode_text(self, text: str) -> Any:
+        return json.loads(text)
+
+
+@hookimpl
+def freight_strategies() -> list[type[TextStrategy]]:
+    return [JSONData]

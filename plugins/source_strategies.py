@@ -1,0 +1,72 @@
+"""Plain-source code strategies: identifiers ``st`` and ``sd``.
+
+The body is ``name + ":" + source``; decoding executes the source in a fresh
+namespace and returns the object bound to ``name``.  Portable across Python versions
+(nothing is pickled), but only for self-contained functions: closures' captured
+variables, decorators and module globals are not carried.  Decoding executes code, so
+only accept these payloads from peers you trust.
+"""
+
+from __future__ import annotations
+
+import inspect
+import textwrap
+from typing import Any
+
+import dill.source
+
+from freight.serialize import TextStrategy, hookimpl
+
+_SEPARATOR = ":"
+
+
+def exec_source(name: str, source: str) -> Any:
+    """Execute ``source`` in a fresh namespace and return what it binds to ``name``."""
+    namespace: dict[str, Any] = {}
+    exec(source, namespace)
+    try:
+        return namespace[name]
+    except KeyError:
+        raise ValueError(f"the source does not define {name!r}") from None
+
+
+class _PureSource(TextStrategy):
+    for_code = True
+
+    def source_of(self, fn: Any) -> str:
+        raise NotImplementedError
+
+    def encode_text(self, obj: Any) -> str:
+        return obj.__name__ + _SEPARATOR + self.source_of(obj)
+
+    def decode_text(self, text: str) -> Any:
+        name, sep, source = text.partition(_SEPARATOR)
+        if not sep:
+            raise ValueError("no ':' separating the function name from its source")
+        return exec_source(name, source)
+
+
+class PureSourceTextInspect(_PureSource):
+    """The function's ``inspect.getsource`` text, sent as is (dedented)."""
+
+    identifier = "st\n"
+    name = "source-text-inspect"
+
+    def source_of(self, fn: Any) -> str:
+        return textwrap.dedent(inspect.getsource(fn))
+
+
+class PureSourceDill(_PureSource):
+    """The function's ``dill.source.getsource`` text, sent as is; unlike
+    ``inspect``, dill finds source typed into an interactive interpreter."""
+
+    identifier = "sd\n"
+    name = "source-dill"
+
+    def source_of(self, fn: Any) -> str:
+        return str(dill.source.getsource(fn, lstrip=True))
+
+
+@hookimpl
+def freight_strategies() -> list[type[TextStrategy]]:
+    return [PureSourceTextInspect, PureSourceDill]

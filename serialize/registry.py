@@ -1,0 +1,307 @@
+"""The strategy registry: discovery by entry point, lookup by every name a strategy has.
+
+One ``StrategyRegistry`` holds the strategies its plugins provide.  Plugins come from
+the ``freight.strategies`` entry-point group (read once, lazily, on the first lookup)
+or from ``register_plugin`` at run time; both go through the same pluggy hook
+(``freight_strategies``), so freight's built-ins have no privileges a third-party
+package lacks.  A strategy is found by identifier (the hot path: one dict access),
+class, instance, short name, class name or import path.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from freight.serialize.errors import SerdeError
+from freight.serialize.strategy import SerializationStrategy
+
+if TYPE_CHECKING:
+    import pluggy
+
+#: The entry-point group freight reads plugins from.
+ENTRY_POINT_GROUP = "freight.strategies"
+
+#: Anything that names a strategy: an instance, a class, or a string that is an
+#: identifier (``"01\\n"`` or ``"01"``), a short name, a class name or an import path.
+Strategylike = SerializationStrategy | type[SerializationStrategy] | str
+
+
+class PluginError(SerdeError):
+    """A plugin provided something that cannot be registered."""
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """Where strategies came from: the plugin's name and its distribution."""
+
+    name: str
+    #: ``"name version"`` of the installed distribution, or ``None`` for a plugin
+    #: registered at run time.
+    distribution: str | None = None
+
+    def __str__(self) -> str:
+        where = self.distribution or "registered at run time"
+        return f"plugin {self.name!r} ({where})"
+
+
+@dataclass(frozen=True)
+class RegisteredStrategy:
+    """A strategy instance as registered, with the plugin it came from."""
+
+    strategy: SerializationStrategy
+    plugin: PluginInfo
+
+    @property
+    def cls(self) -> type[SerializationStrategy]:
+        return type(self.strategy)
+
+    @property
+    def identifier(self) -> str:
+        return self.strategy.identifier
+
+    @property
+    def name(self) -> str:
+        return self.strategy.name
+
+    @property
+    def for_code(self) -> bool:
+        return self.strategy.for_code
+
+    @property
+    def import_path(self) -> str:
+        return f"{self.cls.__module__}.{self.cls.__qualname__}"
+
+    def describe(self) -> str:
+        return f"{self.cls.__name__} ({self.identifier!r}) from {self.plugin}"
+
+
+class StrategyRegistry:
+    """The strategies known to one process (or one embedding), by every key."""
+
+    def __init__(self, *, entry_point_group: str | None = ENTRY_POINT_GROUP) -> None:
+        """``entry_point_group=None`` makes a registry that only holds what is
+        registered explicitly (useful for embedding and tests)."""
+        self.entry_point_group = entry_point_group
+        self._by_identifier: dict[str, RegisteredStrategy] = {}
+        self._by_class: dict[type[SerializationStrategy], RegisteredStrategy] = {}
+        self._by_name: dict[str, RegisteredStrategy] = {}
+        self._by_class_name: dict[str, list[RegisteredStrategy]] = {}
+        self._plugins: dict[str, list[RegisteredStrategy]] = {}
+        self._pm: pluggy.PluginManager | None = None
+        self._loaded = entry_point_group is None
+        self._lock = threading.RLock()
+
+    # -- discovery ---------------------------------------------------------------
+
+    def load(self) -> None:
+        """Read the entry-point group and register every plugin in it, once.
+
+        Raises ``PluginError`` if two plugins claim one identifier or name.
+        """
+        if self._loaded:
+            return
+        with self._lock:
+            if self._loaded:
+                return
+            from importlib.metadata import entry_points
+
+            assert self.entry_point_group is not None
+            for ep in sorted(
+                entry_points(group=self.entry_point_group), key=lambda e: e.name
+            ):
+                if ep.name in self._plugins:
+                    continue
+                dist = f"{ep.dist.name} {ep.dist.version}" if ep.dist else None
+                self._register(ep.load(), PluginInfo(ep.name, dist))
+            self._loaded = True
+
+    def register_plugin(
+        self, plugin: object, name: str | None = None
+    ) -> list[RegisteredStrategy]:
+        """Register ``plugin`` (an object with ``@hookimpl`` functions) at run time.
+
+        Returns what it registered.  All or nothing: on a conflict, nothing from
+        ``plugin`` is registered and ``PluginError`` names both sides.
+        """
+        self.load()
+        name = name or getattr(plugin, "__name__", None) or repr(plugin)
+        with self._lock:
+            return self._register(plugin, PluginInfo(name))
+
+    def unregister_plugin(self, name: str) -> None:
+        """Forget the plugin registered as ``name`` and its strategies."""
+        with self._lock:
+            records = self._plugins.pop(name)
+            for rec in records:
+                del self._by_identifier[rec.identifier]
+                del self._by_class[rec.cls]
+                del self._by_name[rec.name]
+                self._by_class_name[rec.cls.__name__].remove(rec)
+            self._plugin_manager().unregister(name=name)
+
+    def _plugin_manager(self) -> pluggy.PluginManager:
+        if self._pm is None:
+            import pluggy
+
+            from freight.serialize import hookspecs
+
+            self._pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+            self._pm.add_hookspecs(hookspecs)
+        return self._pm
+
+    def _register(self, plugin: object, info: PluginInfo) -> list[RegisteredStrategy]:
+        if info.name in self._plugins:
+            raise PluginError(f"a plugin named {info.name!r} is already registered")
+        pm = self._plugin_manager()
+        pm.register(plugin, name=info.name)
+        try:
+            records = self._collect(plugin, info)
+        except BaseException:
+            pm.unregister(plugin)
+            raise
+        for rec in records:
+            self._by_identifier[rec.identifier] = rec
+            self._by_class[rec.cls] = rec
+            self._by_name[rec.name] = rec
+            self._by_class_name.setdefault(rec.cls.__name__, []).append(rec)
+        self._plugins[info.name] = records
+        return records
+
+    def _collect(self, plugin: object, info: PluginInfo) -> list[RegisteredStrategy]:
+        """Call ``plugin``'s hook and validate what it returns, registering nothing."""
+        pm = self._plugin_manager()
+        records: list[RegisteredStrategy] = []
+        for impl in pm.hook.freight_strategies.get_hookimpls():
+            if impl.plugin is not plugin:
+                continue
+            for cls in impl.function() or ():
+                rec = RegisteredStrategy(self._instantiate(cls, info), info)
+                for other in [*records, *self._by_identifier.values()]:
+                    if other.identifier == rec.identifier:
+                        raise PluginError(
+                            f"identifier {rec.identifier!r} is claimed twice:"
+                            f" by {other.describe()} and by {rec.describe()}"
+                        )
+                    if other.name == rec.name:
+                        raise PluginError(
+                            f"strategy name {rec.name!r} is claimed twice:"
+                            f" by {other.describe()} and by {rec.describe()}"
+                        )
+                records.append(rec)
+        return records
+
+    @staticmethod
+    def _instantiate(cls: object, info: PluginInfo) -> SerializationStrategy:
+        if not (inspect.isclass(cls) and issubclass(cls, SerializationStrategy)):
+            raise PluginError(
+                f"{info} returned {cls!r}, which is not a SerializationStrategy"
+                " subclass"
+            )
+        for attr in ("identifier", "for_code"):
+            if not hasattr(cls, attr):
+                raise PluginError(f"{info}: {cls.__name__} does not define {attr}")
+        if inspect.isabstract(cls):
+            missing = ", ".join(sorted(cls.__abstractmethods__))
+            raise PluginError(
+                f"{info}: {cls.__name__} is abstract (does not implement {missing})"
+            )
+        try:
+            return cls()
+        except Exception as e:
+            raise PluginError(f"{info}: {cls.__name__}() failed: {e}") from e
+
+    # -- lookup ------------------------------------------------------------------
+
+    def by_identifier(self, identifier: str) -> RegisteredStrategy | None:
+        """The strategy whose header is ``identifier`` (``"01\\n"``), or ``None``."""
+        if not self._loaded:
+            self.load()
+        return self._by_identifier.get(identifier)
+
+    def resolve(self, strategylike: Strategylike) -> RegisteredStrategy:
+        """The registered strategy ``strategylike`` names.
+
+        Raises ``SerdeError`` if it names none, or names an unregistered class.
+        """
+        self.load()
+        if isinstance(strategylike, str):
+            return self._resolve_string(strategylike)
+        cls = strategylike if inspect.isclass(strategylike) else type(strategylike)
+        if not issubclass(cls, SerializationStrategy):
+            raise SerdeError(
+                f"invalid strategy-like {strategylike!r}: expected a"
+                " SerializationStrategy instance or subclass, an identifier, a"
+                " registered name or an import path"
+            )
+        rec = self._by_class.get(cls)
+        if rec is None:
+            raise SerdeError(
+                f"{cls.__name__} is not a registered serialization strategy; register"
+                f" it through the {ENTRY_POINT_GROUP!r} entry-point group or"
+                " default_registry().register_plugin()"
+            )
+        return rec
+
+    def _resolve_string(self, text: str) -> RegisteredStrategy:
+        ident = text if text.endswith("\n") else text + "\n"
+        if len(ident) == 3 and ident in self._by_identifier:
+            return self._by_identifier[ident]
+        if text in self._by_name:
+            return self._by_name[text]
+        same_name = self._by_class_name.get(text, [])
+        if len(same_name) == 1:
+            return same_name[0]
+        if len(same_name) > 1:
+            found = "; ".join(rec.import_path for rec in same_name)
+            raise SerdeError(
+                f"{text!r} is ambiguous: several strategies have that class name"
+                f" ({found}); use an import path or identifier"
+            )
+        if "." in text:
+            return self.resolve(_import_object(text))
+        raise SerdeError(
+            f"no registered strategy is named {text!r}; known: "
+            + ", ".join(sorted(self._by_name))
+        )
+
+    def find_class(self, class_name: str) -> type[SerializationStrategy] | None:
+        """The registered class named ``class_name``, if exactly one has that name."""
+        self.load()
+        same_name = self._by_class_name.get(class_name, [])
+        return same_name[0].cls if len(same_name) == 1 else None
+
+    def __iter__(self) -> Iterator[RegisteredStrategy]:
+        """Every registered strategy, in identifier order."""
+        self.load()
+        return iter(sorted(self._by_identifier.values(), key=lambda r: r.identifier))
+
+    def __len__(self) -> int:
+        self.load()
+        return len(self._by_identifier)
+
+
+def _import_object(path: str) -> Any:
+    module_name, _, attr = path.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module_name), attr)
+    except Exception as e:
+        raise SerdeError(f"cannot import strategy {path!r}: {e}") from e
+
+
+_default: StrategyRegistry | None = None
+_default_lock = threading.Lock()
+
+
+def default_registry() -> StrategyRegistry:
+    """The process-wide registry that reads the ``freight.strategies`` group."""
+    global _default
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                _default = StrategyRegistry()
+    return _default

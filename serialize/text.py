@@ -1,0 +1,102 @@
+"""The text envelope: the reference SDK's wire format, byte for byte.
+
+A text payload is ``identifier + body`` where ``identifier`` is two characters and a
+newline.  Several payloads travel together as ``pack_buffers`` output: each payload
+prefixed with its length in characters and a newline, concatenated.  Binary bodies
+travel base64-encoded.  This module only frames; it never looks inside a body.
+"""
+
+from __future__ import annotations
+
+import binascii
+
+from freight.serialize.errors import DeserializationError
+
+#: Two identifying characters and a newline.
+IDENTIFIER_LENGTH = 3
+
+# A length prefix longer than this many digits cannot describe a real payload and is
+# refused before int() is asked to parse it (int() on a huge digit string is slow).
+_MAX_LENGTH_DIGITS = 19
+
+
+def pack_buffers(buffers: list[str]) -> str:
+    """Join payloads into one string: each as ``f"{len(payload)}\\n{payload}"``."""
+    return "".join([f"{len(b)}\n{b}" for b in buffers])
+
+
+def unpack_buffers(packed_buffer: str) -> list[str]:
+    """Split ``pack_buffers`` output back into its payloads.
+
+    Raises ``DeserializationError`` naming the offset of the problem on a missing
+    delimiter, a non-numeric or negative length, or a length that runs past the end.
+    """
+    if not isinstance(packed_buffer, str):
+        raise DeserializationError(
+            f"packed buffers must be str, got {type(packed_buffer).__name__}"
+        )
+    unpacked: list[str] = []
+    pos, end = 0, len(packed_buffer)
+    while pos < end:
+        newline = packed_buffer.find("\n", pos, pos + _MAX_LENGTH_DIGITS + 2)
+        if newline < 0:
+            raise DeserializationError(
+                f"packed buffer {len(unpacked)} at offset {pos}: no newline after the"
+                f" length prefix {_excerpt(packed_buffer[pos : pos + 24])}"
+            )
+        length_text = packed_buffer[pos:newline]
+        if not (length_text.isascii() and length_text.isdigit()):
+            detail = (
+                "negative length" if length_text.startswith("-") else "bad length"
+            )
+            raise DeserializationError(
+                f"packed buffer {len(unpacked)} at offset {pos}: {detail}"
+                f" {_excerpt(length_text)}; expected a non-negative decimal integer"
+            )
+        length = int(length_text)
+        start = newline + 1
+        if length > end - start:
+            raise DeserializationError(
+                f"packed buffer {len(unpacked)} at offset {pos} is truncated: its"
+                f" length prefix says {length} characters but only {end - start}"
+                " remain"
+            )
+        unpacked.append(packed_buffer[start : start + length])
+        pos = start + length
+    return unpacked
+
+
+def encode_base64(data: bytes | bytearray | memoryview) -> str:
+    """Base64 text of ``data`` on one line (the reference's decoder accepts it)."""
+    return binascii.b2a_base64(data, newline=False).decode("ascii")
+
+
+def decode_base64(text: str) -> bytes:
+    """Bytes from base64 ``text``, tolerating the reference's 76-column line breaks.
+
+    Raises ``DeserializationError`` if ``text`` is not base64.
+    """
+    try:
+        return binascii.a2b_base64(text.encode("ascii"))
+    except (UnicodeEncodeError, binascii.Error, ValueError) as e:
+        raise DeserializationError(f"body is not valid base64: {e}") from e
+
+
+def describe_bad_header(payload: str) -> str:
+    """Explain why ``payload`` does not start with a well-formed identifier header."""
+    if len(payload) < IDENTIFIER_LENGTH:
+        return (
+            f"payload too short for an identifier header: {len(payload)} characters"
+            f" {_excerpt(payload)}"
+        )
+    header = payload[:IDENTIFIER_LENGTH]
+    if header[-1] != "\n" or "\n" in header[:-1]:
+        return (
+            f"malformed identifier header {header!r}: expected two characters"
+            " followed by a newline"
+        )
+    return f"unknown strategy identifier {header!r}"
+
+
+def _excerpt(text: str, limit: int = 24) -> str:
+    return repr(text if len(text) <= limit else text[:limit] + "...")
