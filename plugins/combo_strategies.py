@@ -83,7 +83,9 @@ class CombinedCode(SerializationStrategy):
                 continue
             chunks += [ident, payload[len(ident) :]]
         if not chunks:
-            raise SerializationError("no CombinedCode member could serialize the object")
+            raise SerializationError(
+                "no CombinedCode member could serialize the object"
+            )
         return self.identifier + self._SEPARATOR.join(chunks)
 
     def get_multiple_payloads(self, payload: str) -> tuple[tuple[str, str], ...]:

@@ -15,7 +15,6 @@ from typing import Any
 
 import dill
 import dill.source
-
 from freight.plugins.source_strategies import exec_source
 from freight.serialize import BytesStrategy, SerializationError, hookimpl
 

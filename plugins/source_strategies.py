@@ -14,7 +14,6 @@ import textwrap
 from typing import Any
 
 import dill.source
-
 from freight.serialize import TextStrategy, hookimpl
 
 _SEPARATOR = ":"

@@ -28,8 +28,8 @@ from freight.serialize.registry import (
     PluginError,
     PluginInfo,
     RegisteredStrategy,
-    StrategyRegistry,
     Strategylike,
+    StrategyRegistry,
     default_registry,
 )
 from freight.serialize.strategy import (

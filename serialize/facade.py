@@ -1,4 +1,4 @@
-"""``ComputeSerializer``: choose strategies, enforce the decode allowlist, pack payloads.
+"""``ComputeSerializer``: pick strategies, enforce the decode allowlist, pack payloads.
 
 The reference SDK's facade, call for call: ``serialize`` picks the code or the data
 strategy by ``callable()``, ``deserialize`` dispatches on the identifier header after
@@ -13,7 +13,7 @@ import logging
 import textwrap
 import warnings
 from collections.abc import Callable, Iterable
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from freight.serialize import text
@@ -24,8 +24,8 @@ from freight.serialize.errors import (
 )
 from freight.serialize.registry import (
     RegisteredStrategy,
-    StrategyRegistry,
     Strategylike,
+    StrategyRegistry,
     default_registry,
 )
 from freight.serialize.strategy import SerializationStrategy
@@ -37,7 +37,7 @@ DEFAULT_CODE_STRATEGY = "DillCode"
 DEFAULT_DATA_STRATEGY = "DillDataBase64"
 
 
-class AllowlistWildcard(str, Enum):
+class AllowlistWildcard(StrEnum):
     """Allowlist entries that allow every selectable strategy of one kind."""
 
     #: Every registered *code* strategy that can be selected.

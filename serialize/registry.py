@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -147,7 +147,6 @@ class StrategyRegistry:
     def _plugin_manager(self) -> pluggy.PluginManager:
         if self._pm is None:
             import pluggy
-
             from freight.serialize import hookspecs
 
             self._pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
@@ -179,7 +178,13 @@ class StrategyRegistry:
         for impl in pm.hook.freight_strategies.get_hookimpls():
             if impl.plugin is not plugin:
                 continue
-            for cls in impl.function() or ():
+            provided = impl.function()
+            if provided is not None and not isinstance(provided, Iterable):
+                raise PluginError(
+                    f"{info}: freight_strategies() must return an iterable of"
+                    f" strategy classes, got {type(provided).__name__}"
+                )
+            for cls in provided or ():
                 rec = RegisteredStrategy(self._instantiate(cls, info), info)
                 for other in [*records, *self._by_identifier.values()]:
                     if other.identifier == rec.identifier:

@@ -46,9 +46,7 @@ def unpack_buffers(packed_buffer: str) -> list[str]:
             )
         length_text = packed_buffer[pos:newline]
         if not (length_text.isascii() and length_text.isdigit()):
-            detail = (
-                "negative length" if length_text.startswith("-") else "bad length"
-            )
+            detail = "negative length" if length_text.startswith("-") else "bad length"
             raise DeserializationError(
                 f"packed buffer {len(unpacked)} at offset {pos}: {detail}"
                 f" {_excerpt(length_text)}; expected a non-negative decimal integer"

@@ -1,0 +1,58 @@
+"""Callables the code-strategy tests serialize: one of each shape a user sends.
+
+Module-level and self-contained, so every strategy that reads source can read them.
+``by_value`` builds functions that no module can import, which forces the pickle
+family to carry them by value, as it does for code typed into ``__main__``.
+"""
+
+from __future__ import annotations
+
+import functools
+import linecache
+from collections.abc import Callable
+from typing import Any
+
+
+def add(x, y):
+    return x + y
+
+
+def with_defaults(x, y=10, *args, z=3, **kwargs):
+    return (x, y, args, z, sorted(kwargs.items()))
+
+
+def keyword_only(a, *, scale=2, offset=0):
+    return a * scale + offset
+
+
+def make_closure(factor):
+    def scaled(x):
+        return x * factor
+
+    return scaled
+
+
+def shout(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        return str(fn(*args, **kwargs)).upper()
+
+    return wrapper
+
+
+@shout
+def greet(name):
+    return f"hello {name}"
+
+
+def by_value(source: str, name: str) -> Callable[..., Any]:
+    """Define ``name`` from ``source`` in a module that cannot be imported.
+
+    The source is registered with ``linecache`` so ``inspect.getsource`` finds it,
+    as it does for a notebook cell.
+    """
+    filename = f"<freight-test-{name}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    namespace: dict[str, Any] = {"__name__": "__freight_by_value__"}
+    exec(compile(source, filename, "exec"), namespace)
+    return namespace[name]  # type: ignore[no-any-return]
