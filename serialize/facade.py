@@ -12,11 +12,13 @@ from __future__ import annotations
 import logging
 import textwrap
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from enum import StrEnum
 from typing import Any
 
-from freight.serialize import text
+from freight.serialize import binary, text
+from freight.serialize.binary import BufferLike
+from freight.serialize.cache import FunctionCache
 from freight.serialize.errors import (
     DeserializationError,
     SerdeError,
@@ -132,15 +134,22 @@ class ComputeSerializer:
         *,
         allowed_deserializer_types: DeserializerAllowlist | None = None,
         registry: StrategyRegistry | None = None,
+        cache_code: bool = True,
     ) -> None:
         """Strategies may be given as instance, class, identifier, registered name
         or import path; ``None`` means freight's default.  An allowlist, if given,
         must name at least one code and one data strategy (or wildcard); only those
-        may decode.  ``registry`` defaults to the process-wide one.
+        may decode.  ``registry`` defaults to the process-wide one.  With
+        ``cache_code`` (the default) a function serialized again is a cache hit;
+        ``freight.serialize.cache`` says when an entry is reused.
 
         Raises ``SerdeError`` for an unknown, decode-only or wrong-kind strategy.
         """
         self.registry = registry or default_registry()
+        self._cache = FunctionCache() if cache_code else None
+        # Validated 12-byte binary header prefixes -> the strategy that decodes them.
+        self._decoders: dict[bytes, SerializationStrategy] = {}
+        self._prefixes: dict[int, bytes] = {}
         self.code_serializer: SerializationStrategy = self._select(
             strategy_code, DEFAULT_CODE_STRATEGY, for_code=True
         )
@@ -170,17 +179,30 @@ class ComputeSerializer:
 
         Raises ``SerializationError`` (with the strategy's error as cause).
         """
-        if callable(data):
-            kind, strategy = "Code", self.code_serializer
-        else:
-            kind, strategy = "Data", self.data_serializer
+        if not callable(data):
+            strategy = self.data_serializer
+            try:
+                return strategy.serialize(data)
+            except Exception as e:
+                raise _encode_failure(strategy, e) from e
+        strategy = self.code_serializer
+        cache = self._cache
+        if cache is not None:
+            cached: str | None = cache.get(data, strategy.identifier, "text")
+            if cached is not None:
+                return cached
         try:
-            return strategy.serialize(data)
+            payload = strategy.serialize(data)
         except Exception as e:
-            raise SerializationError(
-                f"{kind} serialization strategy {type(strategy).__name__} failed:"
-                f" {type(e).__name__}: {e}"
-            ) from e
+            raise _encode_failure(strategy, e) from e
+        if cache is not None:
+            cache.put(data, strategy.identifier, "text", payload)
+        return payload
+
+    def clear_cache(self) -> None:
+        """Forget every cached function payload (see ``freight.serialize.cache``)."""
+        if self._cache is not None:
+            self._cache.clear()
 
     def deserialize(self, payload: str) -> Any:
         """Return the object a text payload represents.
@@ -203,13 +225,8 @@ class ComputeSerializer:
             self.assert_deserializer_allowed(strategy)
         try:
             return strategy.deserialize(payload)
-        except DeserializationError:
-            raise
         except Exception as e:
-            raise DeserializationError(
-                f"{type(strategy).__name__} ({strategy.identifier!r}) failed to"
-                f" deserialize the payload: {type(e).__name__}: {e}"
-            ) from e
+            raise _decode_failure(strategy, e) from e
 
     @staticmethod
     def serialize_from_list(data: Any, strategies: Iterable[Strategylike]) -> str:
@@ -239,6 +256,126 @@ class ComputeSerializer:
             "all strategies failed: "
             + "; ".join(f"{type(e).__name__}: {e}" for e in exceptions)
         ) from group
+
+    # -- the binary envelope ----------------------------------------------------------
+
+    def dumps(self, obj: Any) -> bytes:
+        """The binary message for ``obj`` as one blob (its frames concatenated).
+
+        Out-of-band buffers are copied once, into the blob; ``dumps_frames``
+        avoids even that.  Raises ``SerializationError``.
+        """
+        return b"".join(self.dumps_frames(obj))
+
+    def dumps_frames(self, obj: Any) -> list[BufferLike]:
+        """The binary message for ``obj`` as frames: ``[header, body, *buffers]``.
+
+        Nothing is copied: buffers are the objects' own memory, for transports
+        that send a list of buffers (``socket.sendmsg``, ``writev``, multipart
+        messages).  Keep ``obj`` unchanged until the frames are sent.
+        """
+        if not callable(obj):
+            strategy = self.data_serializer
+            try:
+                body, buffers = strategy.to_frames(obj)
+            except Exception as e:
+                raise _encode_failure(strategy, e) from e
+            return [self._header(strategy, body, buffers), body, *buffers]
+        strategy = self.code_serializer
+        cache = self._cache
+        if cache is not None:
+            cached: list[BufferLike] | None = cache.get(
+                obj, strategy.identifier, "frames"
+            )
+            if cached is not None:
+                return list(cached)
+        try:
+            body, buffers = strategy.to_frames(obj)
+        except Exception as e:
+            raise _encode_failure(strategy, e) from e
+        frames = [self._header(strategy, body, buffers), body, *buffers]
+        if cache is not None:
+            cache.put(obj, strategy.identifier, "frames", tuple(frames))
+        return frames
+
+    def _header(
+        self,
+        strategy: SerializationStrategy,
+        body: BufferLike,
+        buffers: list[BufferLike],
+    ) -> bytes:
+        prefix = self._prefixes.get(id(strategy))
+        if prefix is None:
+            prefix = binary.message_prefix(
+                strategy.identifier, text_body=strategy.text_body
+            )
+            self._prefixes[id(strategy)] = prefix
+        return binary.message_header(prefix, body, buffers)
+
+    def loads(self, data: BufferLike) -> Any:
+        """The object a ``dumps`` blob represents.
+
+        Accepts ``bytes``, ``bytearray`` or ``memoryview``; out-of-band buffers come
+        back as views of ``data`` where the type allows (numpy arrays, memoryviews),
+        read-only unless ``data`` is writable.  The header is checked against the
+        allowlist before any of the body is decoded.  Raises
+        ``DeserializationError``.
+        """
+        return self._decode(binary.parse_blob(data))
+
+    def loads_frames(self, frames: Sequence[BufferLike]) -> Any:
+        """The object a ``dumps_frames`` frame list represents (see ``loads``)."""
+        if isinstance(frames, bytes | bytearray | memoryview | str):
+            raise DeserializationError(
+                f"loads_frames() takes a sequence of frames, got"
+                f" {type(frames).__name__}; a single blob goes to loads()"
+            )
+        return self._decode(binary.parse_message(frames))
+
+    def _decode(self, message: binary.Message) -> Any:
+        strategy = self._decoders.get(message.prefix)
+        if strategy is None:
+            strategy = self._decoder_for(message)
+        try:
+            return strategy.from_frames(message.body, message.buffers)
+        except Exception as e:
+            raise _decode_failure(strategy, e) from e
+
+    def _decoder_for(self, message: binary.Message) -> SerializationStrategy:
+        rec = self.registry.by_identifier(message.identifier)
+        if rec is None:
+            raise DeserializationError(
+                f"unknown strategy identifier {message.identifier!r} in the binary"
+                " header"
+            )
+        if self.allowed_deserializer_types:
+            self.assert_deserializer_allowed(rec.strategy)
+        self._decoders[message.prefix] = rec.strategy
+        return rec.strategy
+
+    @staticmethod
+    def pack_frames(messages: Iterable[Sequence[BufferLike]]) -> list[BufferLike]:
+        """Bundle several ``dumps_frames`` messages into one frame list, uncopied.
+
+        ``b"".join()`` of the result is the bundle's single-blob form.
+        """
+        return binary.pack_frames(messages)
+
+    def unpack_frames_and_deserialize(
+        self, frames: Sequence[BufferLike] | BufferLike
+    ) -> list[Any]:
+        """Decode a bundle of exactly three messages (function, args, kwargs), given
+        as frames or as one blob; the binary twin of ``unpack_and_deserialize``.
+
+        The whole bundle's framing is checked before anything is decoded.
+        """
+        messages = binary.unpack_frames(frames)
+        if len(messages) != 3:
+            raise DeserializationError(
+                "unpack_frames_and_deserialize expects 3 messages (function, args,"
+                f" kwargs), got {len(messages)}"
+            )
+        return [self._decode(m) for m in messages]
 
     # -- several payloads ------------------------------------------------------------
 
@@ -306,6 +443,30 @@ class ComputeSerializer:
             f"    Allowed serializers: {names}"
         )
         raise DeserializationError(textwrap.indent(msg, " "))
+
+
+def _encode_failure(
+    strategy: SerializationStrategy, error: Exception
+) -> SerializationError:
+    kind = "Code" if strategy.for_code else "Data"
+    return SerializationError(
+        f"{kind} serialization strategy {type(strategy).__name__} failed:"
+        f" {type(error).__name__}: {error}"
+    )
+
+
+def _decode_failure(
+    strategy: SerializationStrategy, error: Exception
+) -> DeserializationError:
+    """A ``DeserializationError`` for ``strategy``'s failure, naming the strategy
+    unless ``error`` already is one that does."""
+    name = type(strategy).__name__
+    if isinstance(error, DeserializationError) and name in error.reason:
+        return error
+    return DeserializationError(
+        f"{name} ({strategy.identifier!r}) failed to deserialize the payload:"
+        f" {type(error).__name__}: {error}"
+    )
 
 
 def _is_bytes(value: object) -> bool:

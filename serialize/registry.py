@@ -136,6 +136,8 @@ class StrategyRegistry:
     def unregister_plugin(self, name: str) -> None:
         """Forget the plugin registered as ``name`` and its strategies."""
         with self._lock:
+            if name not in self._plugins:
+                raise PluginError(f"no plugin named {name!r} is registered")
             records = self._plugins.pop(name)
             for rec in records:
                 del self._by_identifier[rec.identifier]

@@ -10,6 +10,13 @@ caring which envelope is in use:
   carries it base64-encoded.
 * ``TextStrategy`` -- the body is text (JSON, source code); it travels as is.
 
+Every strategy works in both envelopes.  ``serialize`` / ``deserialize`` make and
+read text payloads; ``to_frames`` / ``from_frames`` make and read the body and
+out-of-band buffers of a binary message (``freight.serialize.binary``).  The defaults
+derive each pair from the other, so a strategy implements whichever is natural and a
+buffer-aware one overrides ``to_frames`` / ``from_frames`` to hand large buffers to the
+envelope uncopied.
+
 Strategies are stateless: one instance per registry serves every caller and thread.
 """
 
@@ -19,6 +26,7 @@ import logging
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
+from freight.serialize.binary import BufferLike
 from freight.serialize.errors import DeserializationError, SerializationError
 from freight.serialize.text import (
     IDENTIFIER_LENGTH,
@@ -74,6 +82,8 @@ class SerializationStrategy(ABC):
     deprecated: ClassVar[bool] = False
     #: Decodes old payloads but never produces new ones; cannot be selected.
     decode_only: ClassVar[bool] = False
+    #: The body is UTF-8 text in the binary envelope (recorded in its header flags).
+    text_body: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -100,21 +110,59 @@ class SerializationStrategy(ABC):
         """
         if not isinstance(payload, str):
             raise DeserializationError(
-                f"{self.name} expects a str payload, got {type(payload).__name__}"
+                f"{type(self).__name__} expects a str payload, got"
+                f" {type(payload).__name__}"
             )
         if not payload.startswith(self.identifier):
             raise DeserializationError(
                 f"payload does not start with identifier {self.identifier!r}"
-                f" ({self.name}); it starts with {payload[:IDENTIFIER_LENGTH]!r}"
+                f" ({type(self).__name__}); it starts with"
+                f" {payload[:IDENTIFIER_LENGTH]!r}"
             )
         return payload[IDENTIFIER_LENGTH:]
+
+    def to_frames(self, obj: Any) -> tuple[BufferLike, list[BufferLike]]:
+        """The binary envelope's body and out-of-band buffers for ``obj``.
+
+        Default: the text payload's body as UTF-8, and no buffers.
+        """
+        payload = self.serialize(obj)
+        if not payload.startswith(self.identifier):
+            raise SerializationError(
+                f"{type(self).__name__}.serialize() returned a payload without its"
+                f" identifier {self.identifier!r}"
+            )
+        return payload[IDENTIFIER_LENGTH:].encode("utf-8", "surrogatepass"), []
+
+    def from_frames(self, body: memoryview, buffers: list[memoryview]) -> Any:
+        """The object that ``to_frames`` turned into ``body`` and ``buffers``.
+
+        The views may refer to the received frames; a decoder that keeps them
+        (zero-copy) hands the caller objects backed by that memory.
+        """
+        _no_buffers(self, buffers)
+        return self.deserialize(self.identifier + _utf8(body))
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.identifier!r}>"
 
 
+def _utf8(body: memoryview) -> str:
+    return str(body, "utf-8", "surrogatepass")
+
+
+def _no_buffers(strategy: SerializationStrategy, buffers: list[memoryview]) -> None:
+    if buffers:
+        raise DeserializationError(
+            f"{type(strategy).__name__} takes no out-of-band buffers, got"
+            f" {len(buffers)}"
+        )
+
+
 class BytesStrategy(SerializationStrategy):
     """A strategy whose body is natively bytes; text payloads carry it as base64."""
+
+    text_body = False
 
     @abstractmethod
     def encode(self, obj: Any) -> bytes:
@@ -129,6 +177,13 @@ class BytesStrategy(SerializationStrategy):
 
     def deserialize(self, payload: str) -> Any:
         return self.decode(decode_base64(self.chomp(payload)))
+
+    def to_frames(self, obj: Any) -> tuple[BufferLike, list[BufferLike]]:
+        return self.encode(obj), []
+
+    def from_frames(self, body: memoryview, buffers: list[memoryview]) -> Any:
+        _no_buffers(self, buffers)
+        return self.decode(bytes(body))
 
 
 class TextStrategy(SerializationStrategy):
@@ -147,6 +202,13 @@ class TextStrategy(SerializationStrategy):
 
     def deserialize(self, payload: str) -> Any:
         return self.decode_text(self.chomp(payload))
+
+    def to_frames(self, obj: Any) -> tuple[BufferLike, list[BufferLike]]:
+        return self.encode_text(obj).encode("utf-8", "surrogatepass"), []
+
+    def from_frames(self, body: memoryview, buffers: list[memoryview]) -> Any:
+        _no_buffers(self, buffers)
+        return self.decode_text(_utf8(body))
 
 
 class ComboSerializationStrategy(SerializationStrategy):
@@ -174,7 +236,7 @@ class ComboSerializationStrategy(SerializationStrategy):
                 logger.debug("%s could not serialize: %s", member.name, e)
         if not buffers:
             raise SerializationError(
-                f"no member of {self.name} could serialize the object:\n* "
+                f"no member of {type(self).__name__} could serialize the object:\n* "
                 + "\n* ".join(errors)
             )
         return self.identifier + pack_buffers(buffers)
@@ -185,7 +247,7 @@ class ComboSerializationStrategy(SerializationStrategy):
             header = part[:IDENTIFIER_LENGTH]
             member = self._members.get(header)
             if member is None:
-                errors.append(f"{header!r} is not a member of {self.name}")
+                errors.append(f"{header!r} is not a member of {type(self).__name__}")
                 continue
             try:
                 return member.deserialize(part)
@@ -193,6 +255,6 @@ class ComboSerializationStrategy(SerializationStrategy):
                 errors.append(f"{member.name}: {type(e).__name__}: {e}")
                 logger.debug("%s could not deserialize: %s", member.name, e)
         raise DeserializationError(
-            f"no part of the {self.name} payload could be deserialized:\n* "
+            f"no part of the {type(self).__name__} payload could be deserialized:\n* "
             + ("\n* ".join(errors) if errors else "the payload holds no parts")
         )

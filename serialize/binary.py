@@ -1,0 +1,356 @@
+"""The binary envelope: versioned frames with zero-copy out-of-band buffers.
+
+A *message* is a list of frames: a header frame, the strategy's body, then the
+strategy's out-of-band buffers (pickle protocol 5 ``PickleBuffer`` s, large
+``bytes``, array memory ...), each its own frame so it is never copied or base64-ed
+on the way out.  The single-blob form is the frames concatenated; the header holds
+every length, so a blob splits back into views of itself.  A *bundle* carries
+several messages (a function, its args, its kwargs) behind a small bundle header.
+``BINARY_FORMAT.md`` at the repository root documents the layout byte by byte.
+
+Framing never looks inside a body, and checks every length against what remains
+before slicing; malformed input raises ``DeserializationError`` saying what and
+where.
+"""
+
+from __future__ import annotations
+
+import struct
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pickle import PickleBuffer
+from typing import TypeAlias
+
+from freight.serialize.errors import DeserializationError
+
+#: Anything the envelope accepts as a frame: an object with the buffer protocol.
+BufferLike: TypeAlias = bytes | bytearray | memoryview | PickleBuffer
+
+MESSAGE_MAGIC = b"\x93FRT"
+BUNDLE_MAGIC = b"\x93FRB"
+#: The binary format version this module writes and the only one it reads.
+FORMAT_VERSION = 1
+
+FLAG_TEXT_BODY = 0x01
+_KNOWN_FLAGS = FLAG_TEXT_BODY
+
+# magic, version, flags, python major, python minor, identifier, (pad)
+_PREFIX = struct.Struct("<4sBBBB3sx")
+# buffer count N, body length B, metadata length M, (pad)
+_COUNTS = struct.Struct("<IQI4x")
+_LENGTH = struct.Struct("<Q")
+# magic, version, (pad), message count K, (pad)
+_BUNDLE = struct.Struct("<4sB3xI4x")
+
+MESSAGE_HEADER_SIZE = _PREFIX.size + _COUNTS.size  # 32
+BUNDLE_HEADER_SIZE = _BUNDLE.size  # 16
+
+_PYTHON = (sys.version_info.major, sys.version_info.minor)
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A parsed message: what its header says, and views of its frames."""
+
+    #: The first 12 header bytes (magic to identifier): equal prefixes mean the same
+    #: format version, flags, producer Python and strategy.
+    prefix: bytes
+    identifier: str
+    python: tuple[int, int]
+    text_body: bool
+    metadata: memoryview
+    body: memoryview
+    buffers: list[memoryview]
+
+
+@dataclass(frozen=True, slots=True)
+class _Header:
+    prefix: bytes
+    identifier: str
+    python: tuple[int, int]
+    text_body: bool
+    buffer_count: int
+    body_length: int
+    metadata_length: int
+    #: Offset just past the fixed 32 bytes.
+    end: int
+
+
+def message_prefix(identifier: str, *, text_body: bool) -> bytes:
+    """The first 12 header bytes for a strategy in this process (cacheable)."""
+    flags = FLAG_TEXT_BODY if text_body else 0
+    return _PREFIX.pack(
+        MESSAGE_MAGIC, FORMAT_VERSION, flags, *_PYTHON, identifier.encode("ascii")
+    )
+
+
+def message_header(
+    prefix: bytes, body: BufferLike, buffers: Sequence[BufferLike]
+) -> bytes:
+    """The header frame for ``body`` and ``buffers`` after ``prefix``."""
+    if not buffers:
+        return prefix + _COUNTS.pack(0, _nbytes(body), 0)
+    lengths = b"".join([_LENGTH.pack(_nbytes(b)) for b in buffers])
+    return prefix + _COUNTS.pack(len(buffers), _nbytes(body), 0) + lengths
+
+
+def _nbytes(buffer: BufferLike) -> int:
+    if type(buffer) is bytes:
+        return len(buffer)
+    with memoryview(buffer) as view:
+        return view.nbytes
+
+
+def parse_message(frames: Sequence[BufferLike]) -> Message:
+    """Parse one message given as frames: ``[header, body, *buffers]``.
+
+    Every frame's length must match the header exactly.
+    """
+    if len(frames) < 2:
+        raise DeserializationError(
+            f"a message needs at least 2 frames (header, body), got {len(frames)}"
+        )
+    header_view = _view(frames[0], "header frame")
+    header = _parse_header(header_view, 0)
+    n = header.buffer_count
+    if len(frames) != n + 2:
+        raise DeserializationError(
+            f"the header declares {n} out-of-band buffers, so {n + 2} frames, but"
+            f" {len(frames)} frames were given"
+        )
+    meta_start = header.end + 8 * n
+    if len(header_view) != meta_start + header.metadata_length:
+        raise DeserializationError(
+            f"header frame is {len(header_view)} bytes; its fields say"
+            f" {meta_start + header.metadata_length}"
+        )
+    lengths = _lengths(header_view, header)
+    body = _view(frames[1], "body frame")
+    if len(body) != header.body_length:
+        raise DeserializationError(
+            f"body frame is {len(body)} bytes; the header says {header.body_length}"
+        )
+    buffers = []
+    for i, (frame, length) in enumerate(zip(frames[2:], lengths, strict=True)):
+        view = _view(frame, f"buffer frame {i}")
+        if len(view) != length:
+            raise DeserializationError(
+                f"buffer frame {i} is {len(view)} bytes; the header says {length}"
+            )
+        buffers.append(view)
+    metadata = header_view[meta_start:]
+    return _message(header, metadata, body, buffers)
+
+
+def parse_blob(data: BufferLike) -> Message:
+    """Parse one message given as a single blob; frames come back as views of it."""
+    view = _view(data, "payload")
+    message, end = _parse_blob_at(view, 0)
+    if end != len(view):
+        raise DeserializationError(
+            f"{len(view) - end} unexpected bytes after the message at offset {end}"
+        )
+    return message
+
+
+def _parse_blob_at(view: memoryview, start: int) -> tuple[Message, int]:
+    header = _parse_header(view, start)
+    n = header.buffer_count
+    meta_start = header.end + 8 * n
+    if meta_start > len(view):
+        raise DeserializationError(
+            f"truncated header at offset {start}: {n} buffer lengths need"
+            f" {8 * n} bytes, {len(view) - header.end} remain"
+        )
+    lengths = _lengths(view, header)
+    needed = header.metadata_length + header.body_length + sum(lengths)
+    if needed > len(view) - meta_start:
+        raise DeserializationError(
+            f"truncated message at offset {start}: the header declares {needed}"
+            f" bytes of metadata, body and buffers, but {len(view) - meta_start}"
+            " remain"
+        )
+    pos = meta_start + header.metadata_length
+    metadata = view[meta_start:pos]
+    body = view[pos : pos + header.body_length]
+    pos += header.body_length
+    buffers = []
+    for length in lengths:
+        buffers.append(view[pos : pos + length])
+        pos += length
+    return _message(header, metadata, body, buffers), pos
+
+
+def _lengths(view: memoryview, header: _Header) -> list[int]:
+    return [
+        _LENGTH.unpack_from(view, header.end + 8 * i)[0]
+        for i in range(header.buffer_count)
+    ]
+
+
+def _parse_header(view: memoryview, start: int) -> _Header:
+    """Validate the fixed 32-byte header at ``start``."""
+    remaining = len(view) - start
+    if remaining < MESSAGE_HEADER_SIZE:
+        head = bytes(view[start : start + 4])
+        if remaining > 0 and head == MESSAGE_MAGIC[: len(head)]:
+            raise DeserializationError(
+                f"truncated header at offset {start}: {remaining} bytes, a message"
+                f" header is {MESSAGE_HEADER_SIZE}"
+            )
+        raise DeserializationError(_not_a_message(view, start))
+    magic, version, flags, major, minor, ident = _PREFIX.unpack_from(view, start)
+    if magic != MESSAGE_MAGIC:
+        raise DeserializationError(_not_a_message(view, start))
+    if version != FORMAT_VERSION:
+        raise DeserializationError(
+            f"unsupported binary format version {version} at offset {start}; this"
+            f" freight reads version {FORMAT_VERSION}"
+        )
+    if flags & ~_KNOWN_FLAGS:
+        raise DeserializationError(
+            f"unknown flags {flags:#04x} in the header at offset {start}"
+        )
+    if ident[2:] != b"\n" or b"\n" in ident[:2] or not ident.isascii():
+        raise DeserializationError(
+            f"malformed identifier {ident!r} in the header at offset {start}:"
+            " expected two ASCII characters and a newline"
+        )
+    n, body_len, meta_len = _COUNTS.unpack_from(view, start + _PREFIX.size)
+    return _Header(
+        prefix=bytes(view[start : start + _PREFIX.size]),
+        identifier=ident.decode("ascii"),
+        python=(major, minor),
+        text_body=bool(flags & FLAG_TEXT_BODY),
+        buffer_count=n,
+        body_length=body_len,
+        metadata_length=meta_len,
+        end=start + MESSAGE_HEADER_SIZE,
+    )
+
+
+def _message(
+    header: _Header, metadata: memoryview, body: memoryview, buffers: list[memoryview]
+) -> Message:
+    return Message(
+        prefix=header.prefix,
+        identifier=header.identifier,
+        python=header.python,
+        text_body=header.text_body,
+        metadata=metadata,
+        body=body,
+        buffers=buffers,
+    )
+
+
+def _not_a_message(view: memoryview, start: int) -> str:
+    head = bytes(view[start : start + 4])
+    if head == BUNDLE_MAGIC:
+        return f"expected a message at offset {start}, found a bundle header"
+    if bytes(view[start + 2 : start + 3]) == b"\n":
+        return (
+            f"not a binary message (no {MESSAGE_MAGIC!r} magic at offset {start});"
+            " it looks like a text payload: use deserialize()"
+        )
+    return f"not a binary message: no {MESSAGE_MAGIC!r} magic at offset {start}"
+
+
+def _view(frame: object, what: str) -> memoryview:
+    try:
+        view = memoryview(frame)  # type: ignore[arg-type]
+    except TypeError:
+        raise DeserializationError(
+            f"{what} must be bytes, bytearray or memoryview, got {type(frame).__name__}"
+        ) from None
+    if view.ndim != 1 or view.itemsize != 1 or view.format != "B":
+        try:
+            view = view.cast("B")
+        except TypeError:
+            raise DeserializationError(
+                f"{what} must be a contiguous buffer of bytes"
+            ) from None
+    return view
+
+
+# -- bundles -------------------------------------------------------------------------
+
+
+def pack_frames(messages: Iterable[Sequence[BufferLike]]) -> list[BufferLike]:
+    """One frame list carrying several messages, without copying any of them."""
+    messages = list(messages)
+    frames: list[BufferLike] = [
+        _BUNDLE.pack(BUNDLE_MAGIC, FORMAT_VERSION, len(messages))
+    ]
+    for message in messages:
+        frames.extend(message)
+    return frames
+
+
+def unpack_frames(frames: Sequence[BufferLike] | BufferLike) -> list[Message]:
+    """Parse a bundle given as ``pack_frames`` output or as its blob (the frames
+    concatenated)."""
+    if isinstance(frames, bytes | bytearray | memoryview | PickleBuffer):
+        return _unpack_bundle_blob(_view(frames, "bundle"))
+    if not frames:
+        raise DeserializationError("a bundle needs a bundle header frame, got none")
+    count = _parse_bundle_header(_view(frames[0], "bundle header frame"), exact=True)
+    messages, pos = [], 1
+    for i in range(count):
+        if pos >= len(frames):
+            raise DeserializationError(
+                f"truncated bundle: it declares {count} messages, found {i}"
+            )
+        n = _parse_header(_view(frames[pos], f"message {i} header"), 0).buffer_count
+        if pos + n + 2 > len(frames):
+            raise DeserializationError(
+                f"truncated bundle: message {i} needs {n + 2} frames,"
+                f" {len(frames) - pos} remain"
+            )
+        messages.append(parse_message(frames[pos : pos + n + 2]))
+        pos += n + 2
+    if pos != len(frames):
+        raise DeserializationError(
+            f"{len(frames) - pos} unexpected frames after the bundle's {count} messages"
+        )
+    return messages
+
+
+def _unpack_bundle_blob(view: memoryview) -> list[Message]:
+    count = _parse_bundle_header(view, exact=False)
+    messages, pos = [], BUNDLE_HEADER_SIZE
+    for i in range(count):
+        if pos >= len(view):
+            raise DeserializationError(
+                f"truncated bundle: it declares {count} messages, found {i}"
+            )
+        message, pos = _parse_blob_at(view, pos)
+        messages.append(message)
+    if pos != len(view):
+        raise DeserializationError(
+            f"{len(view) - pos} unexpected bytes after the bundle's {count} messages"
+        )
+    return messages
+
+
+def _parse_bundle_header(view: memoryview, *, exact: bool) -> int:
+    if len(view) < BUNDLE_HEADER_SIZE or bytes(view[:4]) != BUNDLE_MAGIC:
+        if bytes(view[:4]) == MESSAGE_MAGIC:
+            raise DeserializationError(
+                "expected a bundle, found a single message: use loads()"
+            )
+        raise DeserializationError(
+            f"not a bundle: expected a {BUNDLE_HEADER_SIZE}-byte header starting"
+            f" with {BUNDLE_MAGIC!r}"
+        )
+    if exact and len(view) != BUNDLE_HEADER_SIZE:
+        raise DeserializationError(
+            f"bundle header frame is {len(view)} bytes, expected {BUNDLE_HEADER_SIZE}"
+        )
+    _magic, version, count = _BUNDLE.unpack_from(view, 0)
+    if version != FORMAT_VERSION:
+        raise DeserializationError(
+            f"unsupported bundle format version {version}; this freight reads"
+            f" version {FORMAT_VERSION}"
+        )
+    return int(count)

@@ -1,0 +1,70 @@
+"""Payloads of functions already serialized, so sending one again is a dict lookup.
+
+A function submitted many times (a map over inputs, a batch) is serialized once per
+strategy and envelope.  The cache is keyed by the function object's identity and
+holds it weakly, so it never keeps a function alive.
+
+An entry is reused only while the function is the same object with the same
+``__code__``, ``__defaults__`` and ``__kwdefaults__`` (reassigning any of them
+re-serializes).  What the cache cannot see, and so does not notice: rebinding a
+global the function reads, changing a captured closure variable, or mutating an
+object the function refers to.  After such a change, call ``clear()`` (or
+``ComputeSerializer.clear_cache()``), or construct the serializer with
+``cache_code=False``.  Only plain Python functions are cached; methods, partials and
+callable instances are serialized every time, since their state lives elsewhere.
+"""
+
+from __future__ import annotations
+
+import types
+import weakref
+from typing import Any
+
+_Key = tuple[int, str, str]
+
+
+class FunctionCache:
+    """Serialized forms of functions, by (function identity, strategy, envelope)."""
+
+    def __init__(self) -> None:
+        self._entries: dict[_Key, tuple[Any, ...]] = {}
+
+    def get(self, fn: object, identifier: str, envelope: str) -> Any:
+        """The cached payload for ``fn``; ``None`` if there is none or it is stale."""
+        entry = self._entries.get((id(fn), identifier, envelope))
+        if entry is None:
+            return None
+        ref, code, defaults, kwdefaults, payload = entry
+        if (
+            ref() is fn
+            and fn.__code__ is code
+            and fn.__defaults__ is defaults
+            and fn.__kwdefaults__ is kwdefaults
+        ):
+            return payload
+        return None
+
+    def put(self, fn: object, identifier: str, envelope: str, payload: Any) -> None:
+        """Remember ``payload`` for ``fn`` if ``fn`` is a plain Python function."""
+        if type(fn) is not types.FunctionType:
+            return
+        key = (id(fn), identifier, envelope)
+        entries = self._entries
+
+        def forget(_ref: object, key: _Key = key) -> None:
+            entries.pop(key, None)
+
+        self._entries[key] = (
+            weakref.ref(fn, forget),
+            fn.__code__,
+            fn.__defaults__,
+            fn.__kwdefaults__,
+            payload,
+        )
+
+    def clear(self) -> None:
+        """Forget everything."""
+        self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
