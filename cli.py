@@ -2,7 +2,10 @@
 
 ``freight strategies`` lists every registered strategy and where it came from;
 ``freight check MODULE:FUNCTION [ARGS...]`` round-trips a function and its arguments
-through every code strategy and says which ones work.
+through every code strategy and says which ones work and why the others do not
+(``freight.serialize.explain``); with ``--isolated`` each copy is decoded and called
+in a fresh ``python -I`` subprocess, as a receiving process would
+(``freight.serialize.isolation``).
 """
 
 from __future__ import annotations
@@ -13,12 +16,12 @@ import importlib
 import json
 import runpy
 import sys
-import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
 from typing import Any
 
-from freight.serialize import ComputeSerializer, SerdeError, default_registry
+from freight.serialize import SerdeError, default_registry
+from freight.serialize.explain import explain_call, format_table
+from freight.serialize.isolation import DEFAULT_TIMEOUT
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -38,6 +41,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="round-trip a function through every code strategy",
         description="ARGS are Python literals (strings otherwise); NAME=VALUE"
         " passes a keyword argument. TARGET is MODULE:FUNCTION or PATH.py:FUNCTION.",
+        epilog="Exit status: 0 if some strategy worked, 1 if none did, 2 for bad"
+        " arguments.",
     )
     check.add_argument("target", metavar="TARGET")
     check.add_argument("args", nargs="*", metavar="ARGS")
@@ -48,12 +53,44 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="only this code strategy (repeatable)",
     )
     check.add_argument("--json", action="store_true", help="print JSON lines")
+    check.add_argument(
+        "--isolated",
+        action="store_true",
+        help="decode and call each round trip in a fresh `python -I` subprocess,"
+        " which sees installed packages only (plus --pythonpath)",
+    )
+    check.add_argument(
+        "--timeout",
+        type=_positive_seconds,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help=f"with --isolated: kill a child after this long (default"
+        f" {DEFAULT_TIMEOUT:g})",
+    )
+    check.add_argument(
+        "--pythonpath",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="with --isolated: a directory the child may import from (repeatable)",
+    )
 
-    ns = parser.parse_args(argv)
+    try:
+        ns = parser.parse_args(argv)
+    except SystemExit as e:  # --help, or a usage error argparse already printed
+        return e.code if isinstance(e.code, int) else 2
     try:
         if ns.command == "strategies":
             return _strategies(as_json=ns.json)
-        return _check(ns.target, ns.args, ns.strategy, as_json=ns.json)
+        return _check(
+            ns.target,
+            ns.args,
+            ns.strategy,
+            as_json=ns.json,
+            isolated=ns.isolated,
+            timeout=ns.timeout,
+            pythonpath=ns.pythonpath,
+        )
     except (SerdeError, UsageError) as e:
         print(f"freight: {e}", file=sys.stderr)
         return 2
@@ -61,6 +98,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 class UsageError(Exception):
     """A command-line argument that cannot be acted on."""
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
 
 
 def _strategies(*, as_json: bool) -> int:
@@ -83,119 +130,37 @@ def _strategies(*, as_json: bool) -> int:
         for row in rows:
             print(json.dumps(row))
     else:
-        _print_table(rows)
+        print(format_table(rows))
     return 0
 
 
-@dataclass
-class CheckResult:
-    """One strategy's verdict on one function."""
-
-    strategy: str
-    identifier: str
-    ok: bool
-    payload_size: int | None
-    error: str | None
-
-
 def _check(
-    target: str, raw_args: list[str], only: list[str] | None, *, as_json: bool
+    target: str,
+    raw_args: list[str],
+    only: list[str] | None,
+    *,
+    as_json: bool,
+    isolated: bool,
+    timeout: float,
+    pythonpath: list[str],
 ) -> int:
     fn = _load_target(target)
     args, kwargs = _parse_call_args(raw_args)
-    expected = _outcome(fn, args, kwargs)
-    records = [
-        rec
-        for rec in default_registry()
-        if rec.for_code and not rec.strategy.decode_only
-    ]
-    if only:
-        wanted = {default_registry().resolve(name).identifier for name in only}
-        records = [rec for rec in records if rec.identifier in wanted]
-    results = [check_one(fn, args, kwargs, expected, rec.name) for rec in records]
-    if as_json:
-        for r in results:
-            print(json.dumps(asdict(r)))
-    else:
-        print(f"{target}({_call_repr(args, kwargs)}) -> {expected[1]!r}")
-        _print_table(
-            [
-                {
-                    "strategy": r.strategy,
-                    "id": r.identifier,
-                    "round trip": "ok" if r.ok else "FAILED",
-                    "payload chars": "-" if r.payload_size is None else r.payload_size,
-                    "error": r.error or "",
-                }
-                for r in results
-            ]
-        )
-    return 0 if any(r.ok for r in results) else 1
-
-
-def check_one(
-    fn: Callable[..., Any],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    expected: tuple[bool, Any],
-    strategy: str,
-) -> CheckResult:
-    """Round-trip ``fn`` with ``strategy`` and compare the call's outcome."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        serde = ComputeSerializer(strategy_code=strategy)
-    ident = serde.code_serializer.identifier.rstrip("\n")
-    size: int | None = None
-    try:
-        size = len(serde.serialize(fn))
-        rfn, rargs, rkwargs = serde.check_strategies(fn, *args, **kwargs)
-    except SerdeError as e:
-        return CheckResult(strategy, ident, False, size, _cause_text(e))
-    got = _outcome(rfn, rargs, rkwargs)
-    if not _same_outcome(got, expected):
-        detail = (
-            f"the round-tripped function {_describe(got)},"
-            f" the original {_describe(expected)}"
-        )
-        return CheckResult(strategy, ident, False, size, detail)
-    return CheckResult(strategy, ident, True, size, None)
-
-
-def _outcome(
-    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> tuple[bool, Any]:
-    """``(True, result)`` or ``(False, "ExceptionType: message")``."""
-    try:
-        return True, fn(*args, **kwargs)
-    except Exception as e:
-        return False, f"{type(e).__name__}: {e}"
-
-
-def _same_outcome(got: tuple[bool, Any], expected: tuple[bool, Any]) -> bool:
-    """Equal outcomes; for results whose type compares by identity (functions,
-    plain objects), the same type is as equal as a copy can be."""
-    if got == expected:
-        return True
-    (ok_got, value_got), (ok_expected, value_expected) = got, expected
-    return (
-        ok_got
-        and ok_expected
-        and type(value_got) is type(value_expected)
-        and type(value_got).__eq__ is object.__eq__
+    report = explain_call(
+        only or None,
+        fn,
+        args,
+        kwargs,
+        isolated=isolated,
+        timeout=timeout,
+        pythonpath=pythonpath,
     )
-
-
-def _describe(outcome: tuple[bool, Any]) -> str:
-    returned, value = outcome
-    return f"returned {value!r}" if returned else f"raised {value}"
-
-
-def _cause_text(error: BaseException) -> str:
-    """The innermost explanation in an exception chain, on one line."""
-    while error.__cause__ is not None:
-        error = error.__cause__
-    text = f"{type(error).__name__}: {error}"
-    return " ".join(text.split())[:160]
+    if as_json:
+        for row in report.to_dicts():
+            print(json.dumps(row))
+    else:
+        print(report)
+    return 0 if report.ok else 1
 
 
 def _load_target(target: str) -> Callable[..., Any]:
@@ -211,8 +176,8 @@ def _load_target(target: str) -> Callable[..., Any]:
             namespace = runpy.run_path(module_part, run_name="__freight_check__")
         else:
             namespace = vars(importlib.import_module(module_part))
-    except (ImportError, OSError) as e:
-        raise UsageError(f"cannot load {module_part!r}: {e}") from e
+    except Exception as e:  # missing, unreadable, or failing as it runs
+        raise UsageError(f"cannot load {module_part!r}: {type(e).__name__}: {e}") from e
     obj: Any = namespace
     for part in attr.split("."):
         try:
@@ -241,23 +206,6 @@ def _literal(text: str) -> Any:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
         return text
-
-
-def _call_repr(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
-    return ", ".join([*map(repr, args), *(f"{k}={v!r}" for k, v in kwargs.items())])
-
-
-def _print_table(rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        print("(none)")
-        return
-    headers = list(rows[0])
-    cells = [[str(row[h]) for h in headers] for row in rows]
-    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
-    print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
-    print("  ".join("-" * w for w in widths))
-    for c in cells:
-        print("  ".join(v.ljust(w) for v, w in zip(c, widths, strict=True)).rstrip())
 
 
 if __name__ == "__main__":  # pragma: no cover

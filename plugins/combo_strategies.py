@@ -21,10 +21,33 @@ from freight.plugins.source_strategies import PureSourceDill, PureSourceTextInsp
 from freight.serialize import (
     ComboSerializationStrategy,
     DeserializationError,
+    Property,
     SerializationError,
     SerializationStrategy,
     hookimpl,
 )
+
+
+def _json_exact(obj: Any) -> bool:
+    """Whether JSON gives ``obj`` back unchanged (no tuple->list, no key->str)."""
+    kind = type(obj)
+    if obj is None or kind in (bool, int, str, float):
+        return True
+    if kind is list:
+        return all(_json_exact(x) for x in obj)
+    if kind is dict:
+        return all(type(k) is str and _json_exact(v) for k, v in obj.items())
+    return False
+
+
+class _ExactJSONData(JSONData):
+    """``JSONData`` ("11") that refuses values JSON would change, so the combo falls
+    through to dill for them.  Same identifier and body: the wire is unchanged."""
+
+    def encode_text(self, obj: Any) -> str:
+        if not _json_exact(obj):
+            raise TypeError(f"JSON would not give back this {type(obj).__name__}")
+        return super().encode_text(obj)
 
 
 class AllCodeStrategies(ComboSerializationStrategy):
@@ -34,16 +57,18 @@ class AllCodeStrategies(ComboSerializationStrategy):
     identifier = "12\n"
     for_code = True
     name = "all-code"
+    properties = Property.PORTABLE
     strategies = [PureSourceTextInspect, PureSourceDill, DillCode]  # noqa: RUF012
 
 
 class AllDataStrategies(ComboSerializationStrategy):
-    """Data as JSON (when it can be) and as dill; decodes with the first that works."""
+    """Data as JSON (when JSON gives it back unchanged) and as dill; decodes with the
+    first that works."""
 
     identifier = "13\n"
     for_code = False
     name = "all-data"
-    strategies = [JSONData, DillDataBase64]  # noqa: RUF012
+    strategies = [_ExactJSONData, DillDataBase64]  # noqa: RUF012
 
 
 class CombinedCode(SerializationStrategy):
@@ -60,6 +85,7 @@ class CombinedCode(SerializationStrategy):
     for_code = True
     name = "combined-code"
     deprecated = True
+    properties = Property.PORTABLE
 
     _SEPARATOR = ":"
     _MEMBERS: tuple[type[SerializationStrategy], ...] = (

@@ -4,49 +4,182 @@ Wire-compatible with ``globus_compute_sdk.serialize`` 4.19: each body is a dill 
 for ``02``, pickle) byte string, base64-encoded in the text envelope.  freight writes
 base64 on one line where the reference breaks it every 76 columns; both decoders
 accept both.
+
+``00`` and ``01`` take a fast path whose payloads the reference's ``dill.loads``
+reads as it would read dill's own: they are written by the C pickler (at dill's
+protocol) wherever that means the same as dill's pure-Python pickler, and dill only
+where needed (lambdas, closures, ``__main__`` and unimportable code ...); small
+bodies that cannot need dill's ``Unpickler`` are read with ``pickle.loads``.  See
+``compat_dumps`` and ``compat_loads``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
+import io
 import pickle
+import sys
 import textwrap
+from types import FunctionType
 from typing import Any
 
 import dill
 import dill.source
-from freight.plugins.source_strategies import exec_source
-from freight.serialize import BytesStrategy, SerializationError, hookimpl
+
+from freight.plugins.source_strategies import exec_source, require_self_contained
+from freight.serialize import BytesStrategy, Property, SerializationError, hookimpl
+
+# -- the fast compatible path ------------------------------------------------------
+#
+# The reference decodes 00/01 bodies with dill.loads, which reads any pickle, so the
+# only question when encoding is whether a plain pickle means what dill's would.  dill
+# (0.3.9, dill/_dill.py) pickles with the pure-Python pickler; for everything plain
+# pickle accepts it writes the same reductions, except for
+# * functions and classes of __main__ (or, for functions, of no module): by value,
+#   where plain pickle names the sender's __main__, which the receiver does not have;
+# * dataclasses' sentinels (MISSING, KW_ONLY, field kinds): by reference, where plain
+#   pickle would rebuild new, non-identical instances;
+# * instances of numpy.ndarray subclasses that keep the ndarray reduction: dill also
+#   restores their __dict__ (Pickler.save's "numpy hack"), plain pickle drops it.
+# _CompatPickler is the C pickler refusing exactly those, so dill takes over.  It finds
+# them as objects, not by scanning the output: scanning an 80 MB body for a name
+# costs more than pickling it does.
+
+
+class _DillNeeded(Exception):
+    """This object must go through dill to mean what it means under dill."""
+
+
+_DILL_BY_REFERENCE = frozenset(
+    type(getattr(dataclasses, name))
+    for name in ("MISSING", "KW_ONLY", "_HAS_DEFAULT_FACTORY", "_FIELD")
+    if hasattr(dataclasses, name)
+)
+
+
+class _CompatPickler(pickle.Pickler):
+    """The C pickler, refusing the few objects dill would pickle differently."""
+
+    def __init__(self, file: io.BytesIO, protocol: int) -> None:
+        super().__init__(file, protocol)
+        self._ndarray = getattr(sys.modules.get("numpy"), "ndarray", None)
+
+    # Called for every object of a non-builtin type, classes and functions included
+    # (never for int, str, list, dict ...), before pickle reduces it; the classes
+    # and functions an object's reduction names pass through here too.
+    def reducer_override(self, obj: Any) -> Any:
+        kind = type(obj)
+        if kind is FunctionType:
+            if obj.__module__ is None or obj.__module__ == "__main__":
+                raise _DillNeeded
+        elif isinstance(obj, type):
+            if getattr(obj, "__module__", None) == "__main__":
+                raise _DillNeeded
+        elif kind in _DILL_BY_REFERENCE:
+            raise _DillNeeded
+        else:
+            ndarray = self._ndarray
+            if (
+                ndarray is not None
+                and kind is not ndarray
+                and isinstance(obj, ndarray)
+                and kind.__reduce_ex__ is ndarray.__reduce_ex__
+                and kind.__reduce__ is ndarray.__reduce__
+                and getattr(obj, "__dict__", None)
+            ):
+                raise _DillNeeded
+        return NotImplemented
+
+
+_SCALARS = frozenset({int, float, str, bytes, bool, type(None)})
+
+
+def compat_dumps(obj: Any) -> bytes:
+    """A pickle of ``obj`` that ``dill.loads`` reads as it would read dill's own.
+
+    Plain pickle (the C pickler, at dill's protocol) where it means the same: data,
+    and importable functions and classes, which both send by reference.
+    ``dill.dumps`` otherwise: lambdas, closures, local or unimportable code (plain
+    pickle refuses them), ``__main__`` code, and the cases ``_CompatPickler`` lists.
+    """
+    if type(obj) in _SCALARS:  # names no global: skip _CompatPickler's set-up
+        return pickle.dumps(obj, dill.settings["protocol"])
+    file = io.BytesIO()
+    try:
+        _CompatPickler(file, dill.settings["protocol"]).dump(obj)
+    except Exception:
+        # PicklingError, AttributeError ("Can't pickle local object"), TypeError,
+        # _DillNeeded: dill either carries it or explains why not.
+        return bytes(dill.dumps(obj))
+    return file.getvalue()
+
+
+# Decoding.  Everything dill's Unpickler does that pickle's does not is keyed on a
+# name in the stream (dill 0.3.9, dill/_dill.py):
+# * Unpickler.find_class maps ("__builtin__", "__main__") to the receiver's __main__
+#   dict and ("__builtin__", "NoneType") to NoneType (stock pickle cannot import a
+#   module "__builtin__" at protocol >= 3), and module "dill.dill" to "dill._dill";
+# * Unpickler.load re-points an object whose class's __module__ is "__main__" at the
+#   receiver's class of that name; that class, or the by-value type that
+#   dill._dill._create_type builds, is named in the stream, so "__main__" or "dill"
+#   is too;
+# * dill's reconstructors (_create_function, _create_code, _create_array,
+#   _load_type ...) are globals of module dill._dill.
+# A body with none of these names unpickles identically with pickle.loads; a false
+# positive (the bytes b"dill" inside some data) only costs the other decoder.
+_NEEDS_DILL_UNPICKLER = (b"dill", b"__builtin__", b"__main__")
+# dill.loads costs pickle.loads plus ~2 us (a Python-level find_class and set-up),
+# while the three scans cost ~0.4 ns per byte each: only small bodies are worth
+# scanning (measured break-even near 2 KiB).
+_SCAN_LIMIT = 1024
+
+
+def compat_loads(data: bytes) -> Any:
+    """Unpickle a ``00``/``01`` body as ``dill.loads`` does; with ``pickle.loads``
+    when the body is small and names nothing only dill's Unpickler handles."""
+    if len(data) <= _SCAN_LIMIT:
+        for marker in _NEEDS_DILL_UNPICKLER:
+            if data.find(marker) >= 0:
+                break
+        else:
+            return pickle.loads(data)
+    return dill.loads(data)
 
 
 class DillDataBase64(BytesStrategy):
-    """Python data via ``dill.dumps``, base64 in text payloads."""
+    """Python data as a pickle that dill reads, base64 in text payloads: plain
+    pickle where that is equivalent, ``dill.dumps`` where needed
+    (``compat_dumps``)."""
 
     identifier = "00\n"
     for_code = False
+    libraries = ("dill",)
     name = "dill-data"
 
     def encode(self, obj: Any) -> bytes:
-        return bytes(dill.dumps(obj))
+        return compat_dumps(obj)
 
     def decode(self, data: bytes) -> Any:
-        return dill.loads(data)
+        return compat_loads(data)
 
 
 class DillCode(BytesStrategy):
-    """A callable via ``dill.dumps``: by value for ``__main__`` and notebook code,
-    by reference for importable functions.  Decorated functions work; the receiving
-    Python must match the sender's minor version."""
+    """A callable as dill would send it: by value (``dill.dumps``) for ``__main__``
+    and notebook code, lambdas and closures; by reference (plain pickle, the same
+    stream dill writes) for importable functions.  Decorated functions work; by-value
+    code needs the sender's Python minor version on the receiving side."""
 
     identifier = "01\n"
     for_code = True
+    libraries = ("dill",)
     name = "dill-code"
 
     def encode(self, obj: Any) -> bytes:
-        return bytes(dill.dumps(obj))
+        return compat_dumps(obj)
 
     def decode(self, data: bytes) -> Any:
-        return dill.loads(data)
+        return compat_loads(data)
 
 
 class PickleCode(BytesStrategy):
@@ -76,8 +209,10 @@ class DillCodeTextInspect(BytesStrategy):
     for_code = True
     name = "dill-code-text-inspect"
     deprecated = True
+    properties = Property.PORTABLE
 
     def encode(self, obj: Any) -> bytes:
+        require_self_contained(obj)
         source = textwrap.dedent(inspect.getsource(obj))
         return bytes(dill.dumps((obj.__name__, source)))
 
@@ -93,8 +228,10 @@ class DillCodeSource(BytesStrategy):
     for_code = True
     name = "dill-code-source"
     deprecated = True
+    properties = Property.PORTABLE
 
     def encode(self, obj: Any) -> bytes:
+        require_self_contained(obj)
         source = dill.source.getsource(obj, lstrip=True)
         return bytes(dill.dumps((obj.__name__, source)))
 

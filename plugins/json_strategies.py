@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from freight.serialize import TextStrategy, hookimpl
+from freight.serialize import Property, TextStrategy, hookimpl
+from freight.serialize.limits import check_depth, depth_exceeded
 
 
 class JSONData(TextStrategy):
@@ -19,12 +20,23 @@ class JSONData(TextStrategy):
     identifier = "11\n"
     for_code = False
     name = "json"
+    properties = (
+        Property.SAFE_FOR_UNTRUSTED
+        | Property.PORTABLE
+        | Property.DETERMINISTIC
+        | Property.CROSS_LANGUAGE
+    )
 
     def encode_text(self, obj: Any) -> str:
         return json.dumps(obj)
 
     def decode_text(self, text: str) -> Any:
-        return json.loads(text)
+        try:
+            value = json.loads(text)
+        except RecursionError as e:
+            raise depth_exceeded(e, "the JSON document") from e
+        check_depth(value, "the JSON document")
+        return value
 
 
 @hookimpl

@@ -14,9 +14,25 @@ import textwrap
 from typing import Any
 
 import dill.source
-from freight.serialize import TextStrategy, hookimpl
+
+from freight.serialize import Property, TextStrategy, hookimpl
 
 _SEPARATOR = ":"
+
+
+def require_self_contained(fn: Any) -> None:
+    """Raise ``ValueError`` if ``fn`` closes over variables, which source cannot carry.
+
+    The reference sends such a function anyway and it fails with ``NameError`` when
+    called; refusing at encode time lets a combo fall through to a member that
+    carries the closure.
+    """
+    freevars = getattr(getattr(fn, "__code__", None), "co_freevars", ())
+    if freevars:
+        raise ValueError(
+            f"{fn.__qualname__!r} is a closure over {', '.join(freevars)}; source"
+            " strategies cannot carry captured variables"
+        )
 
 
 def exec_source(name: str, source: str) -> Any:
@@ -31,11 +47,13 @@ def exec_source(name: str, source: str) -> Any:
 
 class _PureSource(TextStrategy):
     for_code = True
+    properties = Property.PORTABLE | Property.DETERMINISTIC
 
     def source_of(self, fn: Any) -> str:
         raise NotImplementedError
 
     def encode_text(self, obj: Any) -> str:
+        require_self_contained(obj)
         return obj.__name__ + _SEPARATOR + self.source_of(obj)
 
     def decode_text(self, text: str) -> Any:

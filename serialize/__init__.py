@@ -22,25 +22,40 @@ from freight.serialize.facade import (
     AllowlistWildcard,
     ComputeSerializer,
     DeserializerAllowlist,
+    VersionMismatchWarning,
 )
+from freight.serialize.identifiers import IdentifierPolicyError
+from freight.serialize.limits import Limits
+from freight.serialize.policy import Policy
 from freight.serialize.registry import (
     ENTRY_POINT_GROUP,
     PluginError,
     PluginInfo,
+    PluginSettings,
+    PluginStatus,
     RegisteredStrategy,
     Strategylike,
     StrategyRegistry,
     default_registry,
 )
+from freight.serialize.remote_errors import (
+    DEFAULT_ALLOWED_MODULES,
+    ExceptionLimits,
+    RemoteExecutionError,
+    exception_from_dict,
+    exception_to_dict,
+)
 from freight.serialize.strategy import (
     BytesStrategy,
     ComboSerializationStrategy,
+    Property,
     SerializationStrategy,
     TextStrategy,
 )
 from freight.serialize.text import IDENTIFIER_LENGTH, pack_buffers, unpack_buffers
 
 __all__ = [
+    "DEFAULT_ALLOWED_MODULES",
     "DEFAULT_CODE_STRATEGY",
     "DEFAULT_DATA_STRATEGY",
     "ENTRY_POINT_GROUP",
@@ -51,16 +66,27 @@ __all__ = [
     "ComputeSerializer",
     "DeserializationError",
     "DeserializerAllowlist",
+    "ExceptionLimits",
+    "IdentifierPolicyError",
+    "Limits",
     "PluginError",
     "PluginInfo",
+    "PluginSettings",
+    "PluginStatus",
+    "Policy",
+    "Property",
     "RegisteredStrategy",
+    "RemoteExecutionError",
     "SerdeError",
     "SerializationError",
     "SerializationStrategy",
     "StrategyRegistry",
     "Strategylike",
     "TextStrategy",
+    "VersionMismatchWarning",
     "default_registry",
+    "exception_from_dict",
+    "exception_to_dict",
     "hookimpl",
     "pack_buffers",
     "unpack_buffers",

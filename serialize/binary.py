@@ -20,9 +20,10 @@ import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pickle import PickleBuffer
-from typing import TypeAlias
+from typing import TypeAlias, TypeGuard
 
 from freight.serialize.errors import DeserializationError
+from freight.serialize.limits import DEFAULT_LIMITS, Limits
 
 #: Anything the envelope accepts as a frame: an object with the buffer protocol.
 BufferLike: TypeAlias = bytes | bytearray | memoryview | PickleBuffer
@@ -44,6 +45,9 @@ _LENGTH = struct.Struct("<Q")
 _BUNDLE = struct.Struct("<4sB3xI4x")
 
 MESSAGE_HEADER_SIZE = _PREFIX.size + _COUNTS.size  # 32
+#: Bytes 12-31 of a message header with the reserved word included: N, B, M, 0.
+#: For callers' fast paths, which must still check what ``parse_blob`` checks.
+COUNTS_AND_RESERVED = struct.Struct("<IQII")
 BUNDLE_HEADER_SIZE = _BUNDLE.size  # 16
 
 _PYTHON = (sys.version_info.major, sys.version_info.minor)
@@ -86,13 +90,22 @@ def message_prefix(identifier: str, *, text_body: bool) -> bytes:
 
 
 def message_header(
-    prefix: bytes, body: BufferLike, buffers: Sequence[BufferLike]
+    prefix: bytes,
+    body: BufferLike,
+    buffers: Sequence[BufferLike],
+    metadata: bytes = b"",
 ) -> bytes:
-    """The header frame for ``body`` and ``buffers`` after ``prefix``."""
+    """The header frame for ``body``, ``buffers`` and ``metadata`` after ``prefix``."""
     if not buffers:
-        return prefix + _COUNTS.pack(0, _nbytes(body), 0)
+        return prefix + _COUNTS.pack(0, _nbytes(body), len(metadata)) + metadata
     lengths = b"".join([_LENGTH.pack(_nbytes(b)) for b in buffers])
-    return prefix + _COUNTS.pack(len(buffers), _nbytes(body), 0) + lengths
+    counts = _COUNTS.pack(len(buffers), _nbytes(body), len(metadata))
+    return prefix + counts + lengths + metadata
+
+
+def nbytes(buffer: BufferLike) -> int:
+    """The size in bytes of any buffer-protocol object."""
+    return _nbytes(buffer)
 
 
 def _nbytes(buffer: BufferLike) -> int:
@@ -102,7 +115,9 @@ def _nbytes(buffer: BufferLike) -> int:
         return view.nbytes
 
 
-def parse_message(frames: Sequence[BufferLike]) -> Message:
+def parse_message(
+    frames: Sequence[BufferLike], limits: Limits = DEFAULT_LIMITS
+) -> Message:
     """Parse one message given as frames: ``[header, body, *buffers]``.
 
     Every frame's length must match the header exactly.
@@ -111,6 +126,7 @@ def parse_message(frames: Sequence[BufferLike]) -> Message:
         raise DeserializationError(
             f"a message needs at least 2 frames (header, body), got {len(frames)}"
         )
+    limits.check_frames(len(frames) - 2, "out-of-band buffers in the message")
     header_view = _view(frames[0], "header frame")
     header = _parse_header(header_view, 0)
     n = header.buffer_count
@@ -131,6 +147,9 @@ def parse_message(frames: Sequence[BufferLike]) -> Message:
         raise DeserializationError(
             f"body frame is {len(body)} bytes; the header says {header.body_length}"
         )
+    limits.check_size(
+        len(header_view) + header.body_length + sum(lengths), "the message"
+    )
     buffers = []
     for i, (frame, length) in enumerate(zip(frames[2:], lengths, strict=True)):
         view = _view(frame, f"buffer frame {i}")
@@ -143,10 +162,11 @@ def parse_message(frames: Sequence[BufferLike]) -> Message:
     return _message(header, metadata, body, buffers)
 
 
-def parse_blob(data: BufferLike) -> Message:
+def parse_blob(data: BufferLike, limits: Limits = DEFAULT_LIMITS) -> Message:
     """Parse one message given as a single blob; frames come back as views of it."""
     view = _view(data, "payload")
-    message, end = _parse_blob_at(view, 0)
+    limits.check_size(len(view), "the binary payload")
+    message, end = _parse_blob_at(view, 0, limits)
     if end != len(view):
         raise DeserializationError(
             f"{len(view) - end} unexpected bytes after the message at offset {end}"
@@ -154,9 +174,10 @@ def parse_blob(data: BufferLike) -> Message:
     return message
 
 
-def _parse_blob_at(view: memoryview, start: int) -> tuple[Message, int]:
+def _parse_blob_at(view: memoryview, start: int, limits: Limits) -> tuple[Message, int]:
     header = _parse_header(view, start)
     n = header.buffer_count
+    limits.check_frames(n, f"out-of-band buffers in the message at offset {start}")
     meta_start = header.end + 8 * n
     if meta_start > len(view):
         raise DeserializationError(
@@ -217,6 +238,10 @@ def _parse_header(view: memoryview, start: int) -> _Header:
             f"malformed identifier {ident!r} in the header at offset {start}:"
             " expected two ASCII characters and a newline"
         )
+    if view[start + 11] or any(view[start + 28 : start + 32]):
+        raise DeserializationError(
+            f"non-zero reserved bytes in the header at offset {start}"
+        )
     n, body_len, meta_len = _COUNTS.unpack_from(view, start + _PREFIX.size)
     return _Header(
         prefix=bytes(view[start : start + _PREFIX.size]),
@@ -263,6 +288,8 @@ def _view(frame: object, what: str) -> memoryview:
         raise DeserializationError(
             f"{what} must be bytes, bytearray or memoryview, got {type(frame).__name__}"
         ) from None
+    if not view.c_contiguous:
+        raise DeserializationError(f"{what} must be a contiguous buffer of bytes")
     if view.ndim != 1 or view.itemsize != 1 or view.format != "B":
         try:
             view = view.cast("B")
@@ -287,14 +314,20 @@ def pack_frames(messages: Iterable[Sequence[BufferLike]]) -> list[BufferLike]:
     return frames
 
 
-def unpack_frames(frames: Sequence[BufferLike] | BufferLike) -> list[Message]:
+def unpack_frames(
+    frames: Sequence[BufferLike] | BufferLike, limits: Limits = DEFAULT_LIMITS
+) -> list[Message]:
     """Parse a bundle given as ``pack_frames`` output or as its blob (the frames
     concatenated)."""
-    if isinstance(frames, bytes | bytearray | memoryview | PickleBuffer):
-        return _unpack_bundle_blob(_view(frames, "bundle"))
+    if not is_frame_sequence(frames):
+        view = _view(frames, "bundle")
+        limits.check_size(len(view), "the bundle")
+        return _unpack_bundle_blob(view, limits)
     if not frames:
         raise DeserializationError("a bundle needs a bundle header frame, got none")
+    limits.check_frames(len(frames), "frames in the bundle")
     count = _parse_bundle_header(_view(frames[0], "bundle header frame"), exact=True)
+    limits.check_frames(count, "messages in the bundle")
     messages, pos = [], 1
     for i in range(count):
         if pos >= len(frames):
@@ -307,7 +340,7 @@ def unpack_frames(frames: Sequence[BufferLike] | BufferLike) -> list[Message]:
                 f"truncated bundle: message {i} needs {n + 2} frames,"
                 f" {len(frames) - pos} remain"
             )
-        messages.append(parse_message(frames[pos : pos + n + 2]))
+        messages.append(parse_message(frames[pos : pos + n + 2], limits))
         pos += n + 2
     if pos != len(frames):
         raise DeserializationError(
@@ -316,21 +349,30 @@ def unpack_frames(frames: Sequence[BufferLike] | BufferLike) -> list[Message]:
     return messages
 
 
-def _unpack_bundle_blob(view: memoryview) -> list[Message]:
+def _unpack_bundle_blob(view: memoryview, limits: Limits) -> list[Message]:
     count = _parse_bundle_header(view, exact=False)
+    limits.check_frames(count, "messages in the bundle")
     messages, pos = [], BUNDLE_HEADER_SIZE
     for i in range(count):
         if pos >= len(view):
             raise DeserializationError(
                 f"truncated bundle: it declares {count} messages, found {i}"
             )
-        message, pos = _parse_blob_at(view, pos)
+        message, pos = _parse_blob_at(view, pos, limits)
         messages.append(message)
     if pos != len(view):
         raise DeserializationError(
             f"{len(view) - pos} unexpected bytes after the bundle's {count} messages"
         )
     return messages
+
+
+def is_frame_sequence(frames: object) -> TypeGuard[Sequence[BufferLike]]:
+    """A list of frames (any ``Sequence`` but the bytes-likes and ``str``), as
+    opposed to one buffer (``bytes``, a numpy array, a ``PickleBuffer`` ...)."""
+    return isinstance(frames, Sequence) and not isinstance(
+        frames, bytes | bytearray | memoryview | str
+    )
 
 
 def _parse_bundle_header(view: memoryview, *, exact: bool) -> int:
@@ -353,4 +395,6 @@ def _parse_bundle_header(view: memoryview, *, exact: bool) -> int:
             f"unsupported bundle format version {version}; this freight reads"
             f" version {FORMAT_VERSION}"
         )
+    if any(view[5:8]) or any(view[12:16]):
+        raise DeserializationError("non-zero reserved bytes in the bundle header")
     return int(count)

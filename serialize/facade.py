@@ -9,12 +9,14 @@ a function with its arguments.
 
 from __future__ import annotations
 
+import json
 import logging
+import sys
 import textwrap
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from freight.serialize import binary, text
 from freight.serialize.binary import BufferLike
@@ -24,19 +26,25 @@ from freight.serialize.errors import (
     SerdeError,
     SerializationError,
 )
+from freight.serialize.limits import DEFAULT_LIMITS, Limits, decoding_with
+from freight.serialize.policy import Policy
 from freight.serialize.registry import (
     RegisteredStrategy,
     Strategylike,
     StrategyRegistry,
     default_registry,
 )
-from freight.serialize.strategy import SerializationStrategy
+from freight.serialize.strategy import Property, SerializationStrategy
+
+if TYPE_CHECKING:
+    from freight.serialize.explain import ExplainReport
+    from freight.serialize.isolation import IsolatedCheck
 
 logger = logging.getLogger(__name__)
 
 #: The strategies used when none is given, named through the registry.
-DEFAULT_CODE_STRATEGY = "DillCode"
-DEFAULT_DATA_STRATEGY = "DillDataBase64"
+DEFAULT_CODE_STRATEGY = "CloudPickleCode"
+DEFAULT_DATA_STRATEGY = "PickleData"
 
 
 class AllowlistWildcard(StrEnum):
@@ -135,21 +143,30 @@ class ComputeSerializer:
         allowed_deserializer_types: DeserializerAllowlist | None = None,
         registry: StrategyRegistry | None = None,
         cache_code: bool = True,
+        policy: Policy | None = None,
+        limits: Limits | None = None,
     ) -> None:
         """Strategies may be given as instance, class, identifier, registered name
         or import path; ``None`` means freight's default.  An allowlist, if given,
         must name at least one code and one data strategy (or wildcard); only those
         may decode.  ``registry`` defaults to the process-wide one.  With
         ``cache_code`` (the default) a function serialized again is a cache hit;
-        ``freight.serialize.cache`` says when an entry is reused.
+        ``freight.serialize.cache`` says when an entry is reused.  ``policy``
+        chooses and refuses strategies by their properties (``Policy``); ``limits``
+        bound what is decoded (``Limits``; sensible defaults).
 
-        Raises ``SerdeError`` for an unknown, decode-only or wrong-kind strategy.
+        The instances chosen to encode also decode their own identifier, so a
+        configured instance (say, a pickle strategy with a restricted unpickler)
+        is the one that reads payloads it could have made.
+
+        Raises ``SerdeError`` for an unknown, decode-only or wrong-kind strategy,
+        or one the policy refuses.
         """
         self.registry = registry or default_registry()
+        self.policy = policy or Policy()
+        self.limits = limits or DEFAULT_LIMITS
         self._cache = FunctionCache() if cache_code else None
-        # Validated 12-byte binary header prefixes -> the strategy that decodes them.
-        self._decoders: dict[bytes, SerializationStrategy] = {}
-        self._prefixes: dict[int, bytes] = {}
+        self._heads: dict[SerializationStrategy, tuple[bytes, bytes]] = {}
         self.code_serializer: SerializationStrategy = self._select(
             strategy_code, DEFAULT_CODE_STRATEGY, for_code=True
         )
@@ -159,17 +176,41 @@ class ComputeSerializer:
         self.allowed_deserializer_types = parse_allowlist(
             allowed_deserializer_types, self.registry
         )
+        # Decoders that passed the allowlist and the policy: by text header, and
+        # by validated 12-byte binary header prefix.
+        self._admitted: dict[str, SerializationStrategy] = {}
+        self._decoders: dict[bytes, SerializationStrategy] = {}
 
     def _select(
         self, value: Strategylike | None, default: str, *, for_code: bool
     ) -> SerializationStrategy:
-        if value is None:
-            return validate_strategylike(
-                default, for_code=for_code, registry=self.registry
-            ).strategy
-        rec = validate_strategylike(value, for_code=for_code, registry=self.registry)
-        # A configured instance the caller passed is used as given.
-        return value if isinstance(value, SerializationStrategy) else rec.strategy
+        if value is not None:
+            rec = validate_strategylike(
+                value, for_code=for_code, registry=self.registry
+            )
+            # A configured instance the caller passed is used as given.
+            chosen = value if isinstance(value, SerializationStrategy) else rec.strategy
+            refusal = self.policy.refusal(chosen, decoding=False)
+            if refusal:
+                raise SerdeError(refusal)
+            return chosen
+        strategy = validate_strategylike(
+            default, for_code=for_code, registry=self.registry
+        ).strategy
+        if not self.policy.refusal(strategy, decoding=False):
+            return strategy
+        for rec in self.registry:
+            s = rec.strategy
+            if (
+                s.for_code == for_code
+                and not (s.decode_only or s.deprecated)
+                and not self.policy.refusal(s, decoding=False)
+            ):
+                return s
+        kind = "code" if for_code else "data"
+        raise SerdeError(
+            f"no registered {kind} strategy satisfies the policy {self.policy}"
+        )
 
     # -- one payload ---------------------------------------------------------------
 
@@ -217,16 +258,41 @@ class ComputeSerializer:
             raise DeserializationError(
                 f"expected a str payload, got {type(payload).__name__}{hint}"
             )
-        rec = self.registry.by_identifier(payload[: text.IDENTIFIER_LENGTH])
-        if rec is None:
-            raise DeserializationError(text.describe_bad_header(payload))
-        strategy = rec.strategy
-        if self.allowed_deserializer_types:
-            self.assert_deserializer_allowed(strategy)
+        header = payload[: text.IDENTIFIER_LENGTH]
+        strategy = self._admitted.get(header) or self._admit(header, payload)
+        limits = self.limits
+        if len(payload) > limits.max_size:
+            limits.check_size(len(payload), "the text payload")
         try:
-            return strategy.deserialize(payload)
+            if limits is DEFAULT_LIMITS:
+                return strategy.deserialize(payload)
+            with decoding_with(limits):
+                return strategy.deserialize(payload)
         except Exception as e:
             raise _decode_failure(strategy, e) from e
+
+    def _admit(self, identifier: str, payload: str = "") -> SerializationStrategy:
+        """The strategy that decodes ``identifier``, once the allowlist and the
+        policy have let it; raises ``DeserializationError`` otherwise."""
+        strategy: SerializationStrategy
+        if identifier == self.data_serializer.identifier:
+            strategy = self.data_serializer
+        elif identifier == self.code_serializer.identifier:
+            strategy = self.code_serializer
+        else:
+            rec = self.registry.by_identifier(identifier)
+            if rec is None:
+                raise DeserializationError(
+                    text.describe_bad_header(payload or identifier)
+                )
+            strategy = rec.strategy
+        if self.allowed_deserializer_types:
+            self.assert_deserializer_allowed(strategy)
+        refusal = self.policy.refusal(strategy, decoding=True)
+        if refusal:
+            raise DeserializationError(refusal)
+        self._admitted[identifier] = strategy
+        return strategy
 
     @staticmethod
     def serialize_from_list(data: Any, strategies: Iterable[Strategylike]) -> str:
@@ -265,7 +331,18 @@ class ComputeSerializer:
         Out-of-band buffers are copied once, into the blob; ``dumps_frames``
         avoids even that.  Raises ``SerializationError``.
         """
-        return b"".join(self.dumps_frames(obj))
+        if callable(obj):
+            return b"".join(self.dumps_frames(obj))
+        strategy = self.data_serializer
+        try:
+            body, buffers = strategy.to_frames(obj)
+        except Exception as e:
+            raise _encode_failure(strategy, e) from e
+        if buffers:
+            return b"".join([self._header(strategy, body, buffers), body, *buffers])
+        prefix, meta = self._heads.get(strategy) or self._head_for(strategy)
+        size = len(body) if type(body) is bytes else binary.nbytes(body)
+        return b"".join((prefix, _COUNTS(0, size, len(meta), 0), meta, body))
 
     def dumps_frames(self, obj: Any) -> list[BufferLike]:
         """The binary message for ``obj`` as frames: ``[header, body, *buffers]``.
@@ -304,13 +381,18 @@ class ComputeSerializer:
         body: BufferLike,
         buffers: list[BufferLike],
     ) -> bytes:
-        prefix = self._prefixes.get(id(strategy))
-        if prefix is None:
-            prefix = binary.message_prefix(
-                strategy.identifier, text_body=strategy.text_body
-            )
-            self._prefixes[id(strategy)] = prefix
-        return binary.message_header(prefix, body, buffers)
+        prefix, meta = self._heads.get(strategy) or self._head_for(strategy)
+        return binary.message_header(prefix, body, buffers, meta)
+
+    def _head_for(self, strategy: SerializationStrategy) -> tuple[bytes, bytes]:
+        """The constant parts of ``strategy``'s message headers: the 12-byte
+        prefix and the producer metadata."""
+        head = (
+            binary.message_prefix(strategy.identifier, text_body=strategy.text_body),
+            _producer_metadata(strategy),
+        )
+        self._heads[strategy] = head
+        return head
 
     def loads(self, data: BufferLike) -> Any:
         """The object a ``dumps`` blob represents.
@@ -321,37 +403,137 @@ class ComputeSerializer:
         allowlist before any of the body is decoded.  Raises
         ``DeserializationError``.
         """
-        return self._decode(binary.parse_blob(data))
+        if type(data) is bytes and len(data) >= _HEADER_SIZE:
+            # The common case -- a blob with no out-of-band buffers whose 12-byte
+            # prefix this serializer has already validated and admitted -- checks
+            # the rest of the header inline, as parse_blob would.
+            strategy = self._decoders.get(data[:12])
+            if strategy is not None:
+                n, size, meta, reserved = _COUNTS_UNPACK(data, 12)
+                end = len(data)
+                if (
+                    not n
+                    and not reserved
+                    and _HEADER_SIZE + meta + size == end
+                    and end <= self.limits.max_size
+                ):
+                    body = memoryview(data)[_HEADER_SIZE + meta :]
+                    return self._run_decoder(strategy, body, [])
+        elif isinstance(data, str):
+            raise DeserializationError(
+                "loads() takes bytes, bytearray or memoryview, got str; text"
+                " payloads go to deserialize()"
+            )
+        return self._decode(binary.parse_blob(data, self.limits))
 
     def loads_frames(self, frames: Sequence[BufferLike]) -> Any:
         """The object a ``dumps_frames`` frame list represents (see ``loads``)."""
-        if isinstance(frames, bytes | bytearray | memoryview | str):
+        if type(frames) is list and len(frames) == 2:
+            # The common case, as in loads(): an admitted prefix, no buffers.
+            header, body = frames
+            if type(header) is bytes and type(body) is bytes:
+                strategy = self._decoders.get(header[:12])
+                if strategy is not None and len(header) >= _HEADER_SIZE:
+                    n, size, meta, reserved = _COUNTS_UNPACK(header, 12)
+                    if (
+                        not n
+                        and not reserved
+                        and len(header) == _HEADER_SIZE + meta
+                        and len(body) == size
+                        and len(header) + size <= self.limits.max_size
+                    ):
+                        return self._run_decoder(strategy, memoryview(body), [])
+        if not binary.is_frame_sequence(frames):
+            if isinstance(frames, str) or _is_buffer(frames):
+                raise DeserializationError(
+                    f"loads_frames() takes a sequence of frames, got"
+                    f" {type(frames).__name__}; a single blob goes to loads()"
+                )
             raise DeserializationError(
-                f"loads_frames() takes a sequence of frames, got"
-                f" {type(frames).__name__}; a single blob goes to loads()"
+                "loads_frames() takes a sequence of frames, got"
+                f" {type(frames).__name__}"
             )
-        return self._decode(binary.parse_message(frames))
+        return self._decode(binary.parse_message(frames, self.limits))
 
-    def _decode(self, message: binary.Message) -> Any:
-        strategy = self._decoders.get(message.prefix)
+    def _decode(
+        self, message: binary.Message, strategy: SerializationStrategy | None = None
+    ) -> Any:
         if strategy is None:
-            strategy = self._decoder_for(message)
+            strategy = self._decoders.get(message.prefix) or self._decoder_for(message)
         try:
-            return strategy.from_frames(message.body, message.buffers)
+            return self._run_decoder(strategy, message.body, message.buffers)
+        except DeserializationError as error:
+            mismatch = self._version_mismatch(strategy, message)
+            if mismatch:
+                raise DeserializationError(f"{error.reason}; {mismatch}") from (
+                    error.__cause__ or error
+                )
+            raise
+
+    def _run_decoder(
+        self,
+        strategy: SerializationStrategy,
+        body: memoryview,
+        buffers: list[memoryview],
+    ) -> Any:
+        """``strategy.from_frames`` under this serializer's limits; any failure
+        becomes a ``DeserializationError`` naming the strategy."""
+        try:
+            if self.limits is DEFAULT_LIMITS:
+                return strategy.from_frames(body, buffers)
+            with decoding_with(self.limits):
+                return strategy.from_frames(body, buffers)
         except Exception as e:
             raise _decode_failure(strategy, e) from e
 
     def _decoder_for(self, message: binary.Message) -> SerializationStrategy:
-        rec = self.registry.by_identifier(message.identifier)
-        if rec is None:
-            raise DeserializationError(
-                f"unknown strategy identifier {message.identifier!r} in the binary"
-                " header"
-            )
-        if self.allowed_deserializer_types:
-            self.assert_deserializer_allowed(rec.strategy)
-        self._decoders[message.prefix] = rec.strategy
-        return rec.strategy
+        if message.identifier not in self._admitted:
+            if self.registry.by_identifier(message.identifier) is None:
+                raise DeserializationError(
+                    f"unknown strategy identifier {message.identifier!r} in the"
+                    " binary header"
+                )
+        strategy = self._admitted.get(message.identifier) or self._admit(
+            message.identifier
+        )
+        mismatch = self._version_mismatch(strategy, message)
+        if mismatch:
+            # Not cached: warn on every such payload.
+            warnings.warn(mismatch, VersionMismatchWarning, stacklevel=4)
+            return strategy
+        if message.python == _PYTHON:
+            # Only this Python's prefixes are cached: with the reserved bytes
+            # checked, that is two per identifier, whatever a peer sends.
+            self._decoders[message.prefix] = strategy
+        return strategy
+
+    def _version_mismatch(
+        self, strategy: SerializationStrategy, message: binary.Message
+    ) -> str | None:
+        """Why ``message`` may not decode here, if it is code from another Python
+        minor version and ``strategy`` is not portable; ``None`` otherwise."""
+        if message.python == _PYTHON or not strategy.for_code:
+            return None
+        if Property.PORTABLE in strategy.properties:
+            return None
+        portable = [
+            f"{rec.cls.__name__} ({rec.name!r})"
+            for rec in self.registry
+            if rec.for_code
+            and Property.PORTABLE in rec.strategy.properties
+            and not (rec.strategy.decode_only or rec.strategy.deprecated)
+        ]
+        advice = (
+            f" Between different Pythons send functions with a portable strategy:"
+            f" {', '.join(portable)}."
+            if portable
+            else ""
+        )
+        return (
+            f"this code payload was made by {_describe_producer(message)} and is"
+            f" decoded by Python {_PYTHON[0]}.{_PYTHON[1]}; {type(strategy).__name__}"
+            " is not portable across Python versions (bytecode differs)." + advice
+        )
 
     @staticmethod
     def pack_frames(messages: Iterable[Sequence[BufferLike]]) -> list[BufferLike]:
@@ -369,13 +551,17 @@ class ComputeSerializer:
 
         The whole bundle's framing is checked before anything is decoded.
         """
-        messages = binary.unpack_frames(frames)
+        messages = binary.unpack_frames(frames, self.limits)
         if len(messages) != 3:
             raise DeserializationError(
                 "unpack_frames_and_deserialize expects 3 messages (function, args,"
                 f" kwargs), got {len(messages)}"
             )
-        return [self._decode(m) for m in messages]
+        # Every header passes the allowlist and policy before any body is decoded.
+        decoders = [
+            self._decoders.get(m.prefix) or self._decoder_for(m) for m in messages
+        ]
+        return [self._decode(m, d) for m, d in zip(messages, decoders, strict=True)]
 
     # -- several payloads ------------------------------------------------------------
 
@@ -394,6 +580,8 @@ class ComputeSerializer:
 
         The framing and the count are checked before anything is decoded.
         """
+        if isinstance(packed_buffer, str):
+            self.limits.check_size(len(packed_buffer), "the packed buffers")
         buffers = text.unpack_buffers(packed_buffer)
         if len(buffers) != 3:
             raise DeserializationError(
@@ -425,6 +613,26 @@ class ComputeSerializer:
                 f"check_strategies failed to deserialize: {e}"
             ) from e
 
+    def check_isolated(
+        self, function: Callable[..., Any], /, *args: Any, **kwargs: Any
+    ) -> IsolatedCheck:
+        """Like ``check_strategies``, but decode and call ``function`` in a fresh
+        ``python -I`` subprocess, so code that only works in this process (defined
+        in ``__main__``, importing a module only this process can see) is caught
+        before it is sent.  See ``freight.serialize.isolation.check_isolated``."""
+        from freight.serialize import isolation
+
+        return isolation.check_isolated(self, function, *args, **kwargs)
+
+    def explain(
+        self, function: Callable[..., Any], /, *args: Any, **kwargs: Any
+    ) -> ExplainReport:
+        """Per strategy: did ``function`` round-trip, payload size, time, and why
+        not.  See ``freight.serialize.explain.explain``."""
+        from freight.serialize import explain
+
+        return explain.explain(self, function, *args, **kwargs)
+
     # -- policy --------------------------------------------------------------------
 
     def assert_deserializer_allowed(self, strategy: SerializationStrategy) -> None:
@@ -443,6 +651,42 @@ class ComputeSerializer:
             f"    Allowed serializers: {names}"
         )
         raise DeserializationError(textwrap.indent(msg, " "))
+
+
+class VersionMismatchWarning(UserWarning):
+    """A code payload made by another Python minor version is being decoded with a
+    strategy that is not portable across versions."""
+
+
+_PYTHON = sys.version_info[:2]
+_HEADER_SIZE = binary.MESSAGE_HEADER_SIZE
+_COUNTS = binary.COUNTS_AND_RESERVED.pack
+_COUNTS_UNPACK = binary.COUNTS_AND_RESERVED.unpack_from
+
+
+def _producer_metadata(strategy: SerializationStrategy) -> bytes:
+    """The binary header's metadata: the producer's full Python version and the
+    versions of the libraries ``strategy`` depends on (``library_versions``)."""
+    meta = {"python": ".".join(map(str, sys.version_info[:3]))}
+    meta.update(strategy.library_versions())
+    return json.dumps(meta, separators=(",", ":"), sort_keys=True).encode()
+
+
+def _describe_producer(message: binary.Message) -> str:
+    """``"Python 3.12.1 with cloudpickle 3.1.0"`` from a message's header."""
+    python = f"{message.python[0]}.{message.python[1]}"
+    made: dict[str, str] = {}
+    try:
+        recorded = json.loads(bytes(message.metadata) or b"{}")
+        if isinstance(recorded, dict):
+            made.update({str(k): str(v) for k, v in recorded.items()})
+    except ValueError:
+        pass  # unreadable metadata only costs detail in a message
+    full = made.pop("python", "")
+    if full.startswith(python + "."):  # the header's version is authoritative
+        python = full
+    libraries = ", ".join(f"{k} {v}" for k, v in sorted(made.items()))
+    return f"Python {python}" + (f" with {libraries}" if libraries else "")
 
 
 def _encode_failure(
@@ -467,6 +711,14 @@ def _decode_failure(
         f"{name} ({strategy.identifier!r}) failed to deserialize the payload:"
         f" {type(error).__name__}: {error}"
     )
+
+
+def _is_buffer(value: object) -> bool:
+    try:
+        memoryview(value)  # type: ignore[arg-type]
+    except TypeError:
+        return False
+    return True
 
 
 def _is_bytes(value: object) -> bool:

@@ -4,24 +4,50 @@ One ``StrategyRegistry`` holds the strategies its plugins provide.  Plugins come
 the ``freight.strategies`` entry-point group (read once, lazily, on the first lookup)
 or from ``register_plugin`` at run time; both go through the same pluggy hook
 (``freight_strategies``), so freight's built-ins have no privileges a third-party
-package lacks.  A strategy is found by identifier (the hot path: one dict access),
-class, instance, short name, class name or import path.
+package lacks beyond their identifier range (``freight.serialize.identifiers``).
+A strategy is found by identifier (the hot path: one dict access), class, instance,
+short name, class name or import path.
+
+Loading is under the user's control (``PluginSettings``, read from the environment):
+
+``FREIGHT_DISABLE_PLUGIN_AUTOLOAD=1``
+    load no third-party plugin (freight's own built-ins still load).
+``FREIGHT_PLUGINS=a,b``
+    load only these third-party plugins (entry-point names).
+``FREIGHT_BLOCK_PLUGINS=a,b``
+    never load these plugins, built-ins included (e.g. ``pickle,dill`` leaves no
+    pickle-family decoder registered at all).
+``FREIGHT_STRICT_PLUGINS=1``
+    a plugin that fails to import or register is an error at load, not a warning.
+
+Without strict mode a broken plugin is logged with its traceback, recorded in
+``plugin_statuses()`` (and ``freight strategies``) and skipped; every other
+strategy keeps working.  Built-ins load first, so a third party cannot take over a
+built-in identifier by loading earlier.
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
+import logging
+import os
 import threading
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+import traceback
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
 
 from freight.serialize.errors import SerdeError
+from freight.serialize.identifiers import BUILTIN_DISTRIBUTION, check_allocation
 from freight.serialize.strategy import SerializationStrategy
 
 if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
+
     import pluggy
+
+logger = logging.getLogger(__name__)
 
 #: The entry-point group freight reads plugins from.
 ENTRY_POINT_GROUP = "freight.strategies"
@@ -33,6 +59,57 @@ Strategylike = SerializationStrategy | type[SerializationStrategy] | str
 
 class PluginError(SerdeError):
     """A plugin provided something that cannot be registered."""
+
+
+def _env_names(value: str | None) -> frozenset[str] | None:
+    if value is None:
+        return None
+    return frozenset(part.strip() for part in value.split(",") if part.strip())
+
+
+def _env_flag(value: str | None) -> bool:
+    return (value or "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+@dataclass(frozen=True)
+class PluginSettings:
+    """Which entry-point plugins a registry loads; ``from_env()`` reads the
+    ``FREIGHT_*`` variables described in this module's docstring."""
+
+    #: Load third-party plugins at all.
+    autoload: bool = True
+    #: If set, the only third-party plugins loaded (entry-point names).
+    allow: frozenset[str] | None = None
+    #: Plugins never loaded, built-ins included.
+    block: frozenset[str] = frozenset()
+    #: A plugin that fails to load raises ``PluginError`` instead of being skipped.
+    strict: bool = False
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> PluginSettings:
+        env = os.environ if environ is None else environ
+        return cls(
+            autoload=not _env_flag(env.get("FREIGHT_DISABLE_PLUGIN_AUTOLOAD")),
+            allow=_env_names(env.get("FREIGHT_PLUGINS")),
+            block=_env_names(env.get("FREIGHT_BLOCK_PLUGINS")) or frozenset(),
+            strict=_env_flag(env.get("FREIGHT_STRICT_PLUGINS")),
+        )
+
+
+PluginState = Literal["loaded", "skipped", "blocked", "failed"]
+
+
+@dataclass(frozen=True)
+class PluginStatus:
+    """What happened to one plugin: loaded, skipped, blocked or failed, and why."""
+
+    name: str
+    distribution: str | None
+    state: PluginState
+    reason: str = ""
+    #: The formatted traceback of a failure.
+    traceback: str = ""
+    identifiers: tuple[str, ...] = field(default=())
 
 
 @dataclass(frozen=True)
@@ -83,10 +160,18 @@ class RegisteredStrategy:
 class StrategyRegistry:
     """The strategies known to one process (or one embedding), by every key."""
 
-    def __init__(self, *, entry_point_group: str | None = ENTRY_POINT_GROUP) -> None:
+    def __init__(
+        self,
+        *,
+        entry_point_group: str | None = ENTRY_POINT_GROUP,
+        settings: PluginSettings | None = None,
+    ) -> None:
         """``entry_point_group=None`` makes a registry that only holds what is
-        registered explicitly (useful for embedding and tests)."""
+        registered explicitly (useful for embedding and tests).  ``settings``
+        default to ``PluginSettings.from_env()``, read at first load."""
         self.entry_point_group = entry_point_group
+        self._settings = settings
+        self._statuses: dict[str, PluginStatus] = {}
         self._by_identifier: dict[str, RegisteredStrategy] = {}
         self._by_class: dict[type[SerializationStrategy], RegisteredStrategy] = {}
         self._by_name: dict[str, RegisteredStrategy] = {}
@@ -99,9 +184,11 @@ class StrategyRegistry:
     # -- discovery ---------------------------------------------------------------
 
     def load(self) -> None:
-        """Read the entry-point group and register every plugin in it, once.
+        """Read the entry-point group and register its plugins, once.
 
-        Raises ``PluginError`` if two plugins claim one identifier or name.
+        A plugin that fails to import or register is logged, recorded in
+        ``plugin_statuses()`` and skipped, unless strict mode is on, in which case
+        ``PluginError`` is raised (and the next lookup tries again).
         """
         if self._loaded:
             return
@@ -111,14 +198,64 @@ class StrategyRegistry:
             from importlib.metadata import entry_points
 
             assert self.entry_point_group is not None
-            for ep in sorted(
-                entry_points(group=self.entry_point_group), key=lambda e: e.name
-            ):
-                if ep.name in self._plugins:
-                    continue
-                dist = f"{ep.dist.name} {ep.dist.version}" if ep.dist else None
-                self._register(ep.load(), PluginInfo(ep.name, dist))
+            settings = self._settings or PluginSettings.from_env()
+            found = entry_points(group=self.entry_point_group)
+            # Built-ins first, then third parties, each by name: deterministic, and
+            # a third party can never pre-empt a built-in identifier.
+            for ep in sorted(found, key=lambda e: (not _is_builtin(e), e.name)):
+                if ep.name not in self._plugins:
+                    self._load_entry_point(ep, settings)
             self._loaded = True
+
+    def _load_entry_point(self, ep: EntryPoint, settings: PluginSettings) -> None:
+        builtin = _is_builtin(ep)
+        dist = f"{ep.dist.name} {ep.dist.version}" if ep.dist else None
+        skip = None
+        if ep.name in settings.block:
+            self._statuses[ep.name] = PluginStatus(
+                ep.name, dist, "blocked", "named in FREIGHT_BLOCK_PLUGINS"
+            )
+            return
+        if not builtin and not settings.autoload:
+            skip = "FREIGHT_DISABLE_PLUGIN_AUTOLOAD is set"
+        elif (
+            not builtin and settings.allow is not None and ep.name not in settings.allow
+        ):
+            skip = "not named in FREIGHT_PLUGINS"
+        if skip:
+            self._statuses[ep.name] = PluginStatus(ep.name, dist, "skipped", skip)
+            return
+        try:
+            records = self._register(ep.load(), PluginInfo(ep.name, dist), builtin)
+        except Exception as e:
+            if settings.strict:
+                raise PluginError(
+                    f"plugin {ep.name!r} ({dist}) failed to load: {e}"
+                    " (FREIGHT_STRICT_PLUGINS is set)"
+                ) from e
+            logger.warning(
+                "freight plugin %r (%s) failed to load and was skipped: %s",
+                ep.name,
+                dist,
+                e,
+                exc_info=True,
+            )
+            self._statuses[ep.name] = PluginStatus(
+                ep.name,
+                dist,
+                "failed",
+                f"{type(e).__name__}: {e}",
+                traceback.format_exc(),
+            )
+            return
+        self._statuses[ep.name] = PluginStatus(
+            ep.name, dist, "loaded", identifiers=tuple(r.identifier for r in records)
+        )
+
+    def plugin_statuses(self) -> list[PluginStatus]:
+        """Every plugin this registry has seen, in load order, with its fate."""
+        self.load()
+        return list(self._statuses.values())
 
     def register_plugin(
         self, plugin: object, name: str | None = None
@@ -131,7 +268,11 @@ class StrategyRegistry:
         self.load()
         name = name or getattr(plugin, "__name__", None) or repr(plugin)
         with self._lock:
-            return self._register(plugin, PluginInfo(name))
+            records = self._register(plugin, PluginInfo(name), builtin=None)
+            self._statuses[name] = PluginStatus(
+                name, None, "loaded", identifiers=tuple(r.identifier for r in records)
+            )
+            return records
 
     def unregister_plugin(self, name: str) -> None:
         """Forget the plugin registered as ``name`` and its strategies."""
@@ -139,6 +280,7 @@ class StrategyRegistry:
             if name not in self._plugins:
                 raise PluginError(f"no plugin named {name!r} is registered")
             records = self._plugins.pop(name)
+            self._statuses.pop(name, None)
             for rec in records:
                 del self._by_identifier[rec.identifier]
                 del self._by_class[rec.cls]
@@ -149,19 +291,30 @@ class StrategyRegistry:
     def _plugin_manager(self) -> pluggy.PluginManager:
         if self._pm is None:
             import pluggy
+
             from freight.serialize import hookspecs
 
             self._pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
             self._pm.add_hookspecs(hookspecs)
         return self._pm
 
-    def _register(self, plugin: object, info: PluginInfo) -> list[RegisteredStrategy]:
+    def _register(
+        self, plugin: object, info: PluginInfo, builtin: bool | None
+    ) -> list[RegisteredStrategy]:
+        """Register ``plugin``'s strategies, all or nothing.  ``builtin`` says which
+        identifier range an entry-point plugin may use; ``None`` (run time) skips
+        the allocation policy."""
         if info.name in self._plugins:
             raise PluginError(f"a plugin named {info.name!r} is already registered")
         pm = self._plugin_manager()
         pm.register(plugin, name=info.name)
         try:
             records = self._collect(plugin, info)
+            if builtin is not None:
+                for rec in records:
+                    check_allocation(
+                        rec.identifier, builtin=builtin, owner=rec.describe()
+                    )
         except BaseException:
             pm.unregister(plugin)
             raise
@@ -290,6 +443,14 @@ class StrategyRegistry:
     def __len__(self) -> int:
         self.load()
         return len(self._by_identifier)
+
+
+def _is_builtin(ep: EntryPoint) -> bool:
+    return ep.dist is not None and _normalize(ep.dist.name) == BUILTIN_DISTRIBUTION
+
+
+def _normalize(name: str) -> str:
+    return name.lower().replace("_", "-").replace(".", "-")
 
 
 def _import_object(path: str) -> Any:

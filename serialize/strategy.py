@@ -22,8 +22,10 @@ Strategies are stateless: one instance per registry serves every caller and thre
 
 from __future__ import annotations
 
+import functools
 import logging
 from abc import ABC, abstractmethod
+from enum import Flag, auto
 from typing import Any, ClassVar
 
 from freight.serialize.binary import BufferLike
@@ -59,7 +61,37 @@ def validate_identifier(identifier: object, owner: str = "strategy") -> str:
             f"{owner}.identifier must be two characters followed by a newline,"
             f" got {identifier!r}"
         )
+    if not identifier.isascii():
+        raise ValueError(
+            f"{owner}.identifier must be ASCII (the binary header holds it in 3"
+            f" bytes), got {identifier!r}"
+        )
     return identifier
+
+
+class Property(Flag):
+    """What a strategy promises; callers and policies select strategies by these.
+
+    Combine with ``|``; test with ``in`` (``Property.PORTABLE in s.properties``).
+    """
+
+    #: Decoding a payload from a hostile peer cannot execute code or exhaust memory
+    #: beyond the configured limits (JSON, msgpack: yes; pickle, dill, source: no).
+    SAFE_FOR_UNTRUSTED = auto()
+    #: A payload made on one Python version decodes on another (3.x to 3.y).
+    PORTABLE = auto()
+    #: Large buffers travel as out-of-band frames, uncopied on encode and returned
+    #: as views of the received memory on decode.
+    ZERO_COPY = auto()
+    #: Serializing the same value again, in any process, gives a byte-identical
+    #: payload (same Python and library versions): nothing depends on hash seeds,
+    #: memory addresses or time, so payloads can be hashed, cached and compared.
+    DETERMINISTIC = auto()
+    #: Payloads are a documented format other languages read and write.
+    CROSS_LANGUAGE = auto()
+
+
+NO_PROPERTIES = Property(0)
 
 
 class SerializationStrategy(ABC):
@@ -84,6 +116,11 @@ class SerializationStrategy(ABC):
     decode_only: ClassVar[bool] = False
     #: The body is UTF-8 text in the binary envelope (recorded in its header flags).
     text_body: ClassVar[bool] = True
+    #: What this strategy promises (see ``Property``); nothing unless declared.
+    properties: ClassVar[Property] = NO_PROPERTIES
+    #: Distributions whose versions shape this strategy's payloads; binary headers
+    #: record them so a failure to decode can say what made the payload.
+    libraries: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -93,6 +130,8 @@ class SerializationStrategy(ABC):
             raise TypeError(f"{cls.__name__}.for_code must be a bool")
         if "name" not in cls.__dict__:
             cls.name = cls.__name__
+        if not isinstance(cls.properties, Property):
+            raise TypeError(f"{cls.__name__}.properties must be a Property flag")
 
     @abstractmethod
     def serialize(self, data: Any) -> str:
@@ -121,6 +160,10 @@ class SerializationStrategy(ABC):
             )
         return payload[IDENTIFIER_LENGTH:]
 
+    def library_versions(self) -> dict[str, str]:
+        """``{distribution: version}`` for each of ``libraries``."""
+        return {name: _distribution_version(name) for name in self.libraries}
+
     def to_frames(self, obj: Any) -> tuple[BufferLike, list[BufferLike]]:
         """The binary envelope's body and out-of-band buffers for ``obj``.
 
@@ -147,8 +190,21 @@ class SerializationStrategy(ABC):
         return f"<{type(self).__name__} {self.identifier!r}>"
 
 
+@functools.cache
+def _distribution_version(name: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "not installed"
+
+
 def _utf8(body: memoryview) -> str:
-    return str(body, "utf-8", "surrogatepass")
+    try:
+        return str(body, "utf-8", "surrogatepass")
+    except UnicodeDecodeError as e:
+        raise DeserializationError(f"the text body is not UTF-8: {e}") from e
 
 
 def _no_buffers(strategy: SerializationStrategy, buffers: list[memoryview]) -> None:

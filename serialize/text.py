@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import binascii
 
+# pybase64 (SIMD base64, a C extension) runs 3-40x faster than binascii here on
+# 1-80 MB bodies; the text envelope's throughput is mostly base64.
+import pybase64
+
 from freight.serialize.errors import DeserializationError
 
 #: Two identifying characters and a newline.
@@ -66,16 +70,19 @@ def unpack_buffers(packed_buffer: str) -> list[str]:
 
 def encode_base64(data: bytes | bytearray | memoryview) -> str:
     """Base64 text of ``data`` on one line (the reference's decoder accepts it)."""
-    return binascii.b2a_base64(data, newline=False).decode("ascii")
+    return pybase64.b64encode_as_string(data)
 
 
 def decode_base64(text: str) -> bytes:
     """Bytes from base64 ``text``, tolerating the reference's 76-column line breaks.
 
-    Raises ``DeserializationError`` if ``text`` is not base64.
+    Strict otherwise: a character outside the alphabet or bad padding raises
+    ``DeserializationError`` rather than being skipped into a corrupt body.
     """
     try:
-        return binascii.a2b_base64(text.encode("ascii"))
+        if "\n" in text:  # the reference wraps its base64 at 76 columns
+            text = text.replace("\r\n", "").replace("\n", "")
+        return pybase64.b64decode(text, validate=True)
     except (UnicodeEncodeError, binascii.Error, ValueError) as e:
         raise DeserializationError(f"body is not valid base64: {e}") from e
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import samples
+
 from freight.plugins.combo_strategies import (
     AllCodeStrategies,
     AllDataStrategies,
@@ -144,20 +145,20 @@ def spy_registry() -> StrategyRegistry:
 # -- construction ----------------------------------------------------------------------
 
 
-def test_defaults_are_dill_code_and_dill_data_base64():
+def test_defaults_are_the_fast_pickle_strategies():
     s = ComputeSerializer()
-    assert type(s.code_serializer) is DillCode
-    assert type(s.data_serializer) is DillDataBase64
-    assert DEFAULT_CODE_STRATEGY == "DillCode"
-    assert DEFAULT_DATA_STRATEGY == "DillDataBase64"
+    assert s.code_serializer.identifier == "cp\n"
+    assert s.data_serializer.identifier == "p5\n"
+    assert DEFAULT_CODE_STRATEGY == "CloudPickleCode"
+    assert DEFAULT_DATA_STRATEGY == "PickleData"
     assert s.allowed_deserializer_types == set()
 
 
 def test_default_strategy_instances_are_exposed_like_the_reference():
     import freight.serialize
 
-    assert type(freight.serialize.DEFAULT_STRATEGY_CODE) is DillCode
-    assert type(freight.serialize.DEFAULT_STRATEGY_DATA) is DillDataBase64
+    assert freight.serialize.DEFAULT_STRATEGY_CODE.identifier == "cp\n"
+    assert freight.serialize.DEFAULT_STRATEGY_DATA.identifier == "p5\n"
 
 
 @pytest.mark.parametrize(
@@ -265,7 +266,7 @@ def test_callable_instance_goes_to_the_code_strategy():
         def __call__(self):
             return 1
 
-    s = ComputeSerializer()
+    s = ComputeSerializer(DillCode, DillDataBase64)
     assert s.serialize(CallableThing()).startswith("01\n")
     assert s.serialize(CallableThing).startswith("01\n")
 
@@ -404,7 +405,7 @@ def test_allowed_payloads_decode():
 
 def test_disallowed_data_payload_raises_with_the_references_wording():
     s = ComputeSerializer(allowed_deserializer_types=[DillCode, JSONData])
-    payload = ComputeSerializer().serialize({"x": 1})  # DillDataBase64
+    payload = ComputeSerializer(DillCode, DillDataBase64).serialize({"x": 1})
     with pytest.raises(DeserializationError) as excinfo:
         s.deserialize(payload)
     message = str(excinfo.value)
@@ -415,7 +416,7 @@ def test_disallowed_data_payload_raises_with_the_references_wording():
 
 def test_disallowed_code_payload_raises_with_the_references_wording():
     s = ComputeSerializer(allowed_deserializer_types=[PureSourceDill, JSONData])
-    payload = ComputeSerializer().serialize(samples.add)  # DillCode
+    payload = ComputeSerializer(DillCode, DillDataBase64).serialize(samples.add)
     with pytest.raises(
         DeserializationError,
         match=r"Code serializer DillCode disabled by current configuration",
@@ -531,8 +532,8 @@ def test_serialize_from_list_skips_strategies_of_the_wrong_kind():
 
 
 def test_serialize_from_list_with_empty_list_uses_defaults():
-    assert ComputeSerializer.serialize_from_list([1], []).startswith("00\n")
-    assert ComputeSerializer.serialize_from_list(samples.add, []).startswith("01\n")
+    assert ComputeSerializer.serialize_from_list([1], []).startswith("p5\n")
+    assert ComputeSerializer.serialize_from_list(samples.add, []).startswith("cp\n")
 
 
 def test_serialize_from_list_all_failing_raises_with_exception_group_cause():

@@ -11,15 +11,18 @@ import types
 from pathlib import Path
 from typing import Any
 
+import pytest
+from fake_plugin import PLUGIN_MODULE_TEMPLATE
+
 import freight.plugins.combo_strategies as combo_plugin
 import freight.plugins.dill_strategies as dill_plugin
 import freight.plugins.json_strategies as json_plugin
 import freight.plugins.source_strategies as source_plugin
-import pytest
 from freight.serialize import (
     ENTRY_POINT_GROUP,
     PluginError,
     PluginInfo,
+    PluginSettings,
     SerdeError,
     SerializationStrategy,
     StrategyRegistry,
@@ -78,64 +81,6 @@ def empty_registry() -> StrategyRegistry:
 def fresh_registry() -> StrategyRegistry:
     """A registry reading freight's real entry-point group, not yet loaded."""
     return StrategyRegistry()
-
-
-PLUGIN_MODULE_TEMPLATE = """
-from freight.serialize import TextStrategy, hookimpl
-
-
-class {class_name}(TextStrategy):
-    identifier = {identifier!r}
-    for_code = False
-    name = {name!r}
-
-    def encode_text(self, obj):
-        return str(obj)
-
-    def decode_text(self, text):
-        return "decoded by {class_name}: " + text
-
-
-@hookimpl
-def freight_strategies():
-    return [{class_name}]
-"""
-
-
-@pytest.fixture
-def fake_dists(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """Make installed-looking distributions in ``tmp_path`` (on ``sys.path``)."""
-    monkeypatch.syspath_prepend(str(tmp_path))
-    modules: list[str] = []
-
-    def make(
-        dist: str,
-        version: str,
-        module: str,
-        *,
-        ep_name: str,
-        class_name: str,
-        identifier: str,
-        name: str,
-        group: str = "freight_test.strategies",
-    ) -> None:
-        info = tmp_path / f"{dist}-{version}.dist-info"
-        info.mkdir()
-        (info / "METADATA").write_text(
-            f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n"
-        )
-        (info / "entry_points.txt").write_text(f"[{group}]\n{ep_name} = {module}\n")
-        (tmp_path / f"{module}.py").write_text(
-            PLUGIN_MODULE_TEMPLATE.format(
-                class_name=class_name, identifier=identifier, name=name
-            )
-        )
-        modules.append(module)
-        importlib.invalidate_caches()
-
-    yield make
-    for module in modules:
-        sys.modules.pop(module, None)
 
 
 # -- built-ins come through entry points -----------------------------------------------
@@ -535,12 +480,12 @@ def test_strategy_from_installed_distribution_is_discovered(fake_dists):
         "freight_testplugin_mod",
         ep_name="testplug",
         class_name="TestPluginStrategy",
-        identifier="t1\n",
+        identifier="T1\n",
         name="test-plugin",
     )
     registry = StrategyRegistry(entry_point_group="freight_test.strategies")
 
-    rec = registry.by_identifier("t1\n")
+    rec = registry.by_identifier("T1\n")
 
     assert rec is not None
     assert rec.cls.__name__ == "TestPluginStrategy"
@@ -548,8 +493,8 @@ def test_strategy_from_installed_distribution_is_discovered(fake_dists):
     assert rec.plugin == PluginInfo("testplug", "freight_testplugin 1.0")
     assert registry.resolve("test-plugin") is rec
     assert registry.resolve("freight_testplugin_mod.TestPluginStrategy") is rec
-    assert rec.strategy.deserialize("t1\nabc") == "decoded by TestPluginStrategy: abc"
-    assert [r.identifier for r in registry] == ["t1\n"]
+    assert rec.strategy.deserialize("T1\nabc") == "decoded by TestPluginStrategy: abc"
+    assert [r.identifier for r in registry] == ["T1\n"]
 
 
 def test_installed_distribution_joins_builtins_in_freights_own_group(fake_dists):
@@ -559,7 +504,7 @@ def test_installed_distribution_joins_builtins_in_freights_own_group(fake_dists)
         "freight_testplugin_mod",
         ep_name="testplug",
         class_name="TestPluginStrategy",
-        identifier="t1\n",
+        identifier="T1\n",
         name="test-plugin",
         group=ENTRY_POINT_GROUP,
     )
@@ -570,7 +515,7 @@ def test_installed_distribution_joins_builtins_in_freights_own_group(fake_dists)
     )
     assert registry.resolve("01").cls is dill_plugin.DillCode
     identifiers = {rec.identifier for rec in registry}
-    assert {*ISSUE_2_IDENTIFIERS, "t1\n"} <= identifiers
+    assert {*ISSUE_2_IDENTIFIERS, "T1\n"} <= identifiers
 
 
 def test_identifier_collision_between_distributions_names_both_sides(fake_dists):
@@ -580,7 +525,7 @@ def test_identifier_collision_between_distributions_names_both_sides(fake_dists)
         "freight_testplugin_mod",
         ep_name="alpha",
         class_name="AlphaStrategy",
-        identifier="t1\n",
+        identifier="T1\n",
         name="alpha-strategy",
     )
     fake_dists(
@@ -589,16 +534,19 @@ def test_identifier_collision_between_distributions_names_both_sides(fake_dists)
         "freight_otherplugin_mod",
         ep_name="beta",
         class_name="BetaStrategy",
-        identifier="t1\n",
+        identifier="T1\n",
         name="beta-strategy",
     )
-    registry = StrategyRegistry(entry_point_group="freight_test.strategies")
+    registry = StrategyRegistry(
+        entry_point_group="freight_test.strategies",
+        settings=PluginSettings(strict=True),
+    )
 
     with pytest.raises(PluginError) as excinfo:
-        registry.by_identifier("t1\n")
+        registry.by_identifier("T1\n")
 
     message = str(excinfo.value)
-    assert "'t1\\n'" in message
+    assert "'T1\\n'" in message
     for part in (
         "AlphaStrategy",
         "BetaStrategy",
@@ -621,7 +569,7 @@ def test_identifier_collision_with_a_builtin_names_both_distributions(fake_dists
         name="hijacker",
         group=ENTRY_POINT_GROUP,
     )
-    registry = StrategyRegistry()
+    registry = StrategyRegistry(settings=PluginSettings(strict=True))
 
     with pytest.raises(PluginError) as excinfo:
         registry.by_identifier("01\n")
@@ -646,7 +594,7 @@ def test_name_collision_between_distributions_names_both_sides(fake_dists):
         "freight_testplugin_mod",
         ep_name="alpha",
         class_name="AlphaStrategy",
-        identifier="t1\n",
+        identifier="T1\n",
         name="shared-name",
     )
     fake_dists(
@@ -655,10 +603,13 @@ def test_name_collision_between_distributions_names_both_sides(fake_dists):
         "freight_otherplugin_mod",
         ep_name="beta",
         class_name="BetaStrategy",
-        identifier="t2\n",
+        identifier="T2\n",
         name="shared-name",
     )
-    registry = StrategyRegistry(entry_point_group="freight_test.strategies")
+    registry = StrategyRegistry(
+        entry_point_group="freight_test.strategies",
+        settings=PluginSettings(strict=True),
+    )
 
     with pytest.raises(PluginError) as excinfo:
         registry.load()

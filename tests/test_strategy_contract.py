@@ -11,6 +11,7 @@ import types
 from typing import Any
 
 import pytest
+
 from freight.serialize import (
     BytesStrategy,
     ComboSerializationStrategy,

@@ -1,0 +1,223 @@
+"""``MsgpackData`` (identifier ``mp``): data as MessagePack, safe from any peer.
+
+The msgpack domain only: ``None``, ``bool``, ``int`` in the 64-bit range
+(``-2**63 .. 2**64-1``), ``float``, ``str``, ``bytes``, ``list`` and ``tuple`` (both
+decode as ``list``) and ``dict`` with ``str`` or ``int`` keys (other hashable scalar
+keys round-trip too; a ``tuple`` key decodes as a ``tuple``).  Anything else is
+refused when serializing.  Decoding never executes code or imports anything, so a
+payload from an untrusted peer is safe to read, and other languages read and write
+the format.
+
+Binary blobs are not copied in the binary envelope.  They travel as frames of their
+own and the msgpack body refers to each with an extension value, **ext type 70**
+(``BLOB_EXT``, ASCII ``"F"``), whose 5 data bytes are a kind letter and the frame's
+index as a big-endian ``uint32``:
+
+* ``b"m"`` -- decodes as a ``memoryview`` of the received frame (zero-copy);
+* ``b"b"`` -- decodes as ``bytes`` (the received frame itself when it is a ``bytes``
+  object of exactly that size, otherwise one copy);
+* ``b"a"`` -- decodes as a ``bytearray`` (one copy).
+
+What goes out of band: a top-level ``bytearray`` or ``memoryview`` (any size), a
+top-level ``bytes`` of at least ``RAW_BYTES_THRESHOLD`` bytes, and, anywhere in the
+value, every ``pickle.PickleBuffer`` and other buffer-protocol object that exports
+plain contiguous bytes (``mmap``, ``array.array("B")``, a 1-D ``uint8`` numpy array)
+-- those decode as ``memoryview`` s.  Typed or multi-dimensional buffers (a float64
+numpy array) are refused rather than silently flattened: wrap one in
+``pickle.PickleBuffer(x)`` to send its raw bytes, or use the ``pickle`` strategy to
+keep its type.  Nested ``bytes``, ``bytearray`` and ``memoryview`` are msgpack
+``bin`` values, packed in-band and decoded as ``bytes``.  In the text envelope every
+blob is in-band ``bin`` (base64 as a whole).  Freight reserves ext type 70; other ext
+types pass through as ``msgpack.ExtType`` (type -1 as ``msgpack.Timestamp``).
+"""
+
+from __future__ import annotations
+
+import struct
+from pickle import PickleBuffer
+from typing import Any
+
+import msgpack
+
+from freight.serialize import (
+    BytesStrategy,
+    DeserializationError,
+    Property,
+    SerializationError,
+    hookimpl,
+)
+
+#: The msgpack extension type that stands for an out-of-band blob.
+BLOB_EXT = 70
+#: Top-level ``bytes`` of at least this many bytes travel as a frame of their own
+#: (below it, packing them as ``bin`` costs about as much as the extra frame).
+RAW_BYTES_THRESHOLD = 1 << 10
+
+_BLOB = struct.Struct(">cI")  # kind letter, frame index
+_BLOB_VIEW, _BLOB_BYTES, _BLOB_BYTEARRAY = b"m", b"b", b"a"
+_TOP_LEVEL = {
+    kind: msgpack.packb(msgpack.ExtType(BLOB_EXT, _BLOB.pack(kind, 0)))
+    for kind in (_BLOB_VIEW, _BLOB_BYTES, _BLOB_BYTEARRAY)
+}
+_DOMAIN = (
+    "the msgpack domain is None, bool, int (64-bit), float, str, bytes, list, tuple"
+    " and dict; use the pickle strategy for other Python objects"
+)
+
+
+class MsgpackData(BytesStrategy):
+    """Python data in the msgpack domain as MessagePack; out-of-band blobs as
+    ``BLOB_EXT`` extension values in the binary envelope (see the module doc)."""
+
+    identifier = "mp\n"
+    for_code = False
+    name = "msgpack"
+    text_body = False
+    libraries = ("msgpack",)
+    properties = (
+        Property.SAFE_FOR_UNTRUSTED
+        | Property.PORTABLE
+        | Property.ZERO_COPY
+        | Property.DETERMINISTIC
+        | Property.CROSS_LANGUAGE
+    )
+
+    def encode(self, obj: Any) -> bytes:
+        return _pack(obj, _blob_view)  # blobs as memoryviews: msgpack packs bin
+
+    def decode(self, data: bytes) -> Any:
+        return _unpack(data, [])
+
+    def to_frames(self, obj: Any) -> tuple[bytes, list[Any]]:
+        kind = type(obj)
+        if kind is bytes:
+            if len(obj) >= RAW_BYTES_THRESHOLD:
+                return _TOP_LEVEL[_BLOB_BYTES], [obj]
+        elif kind is bytearray:
+            return _TOP_LEVEL[_BLOB_BYTEARRAY], [obj]
+        elif kind is memoryview:
+            return _TOP_LEVEL[_BLOB_VIEW], [_flat(obj)]
+        buffers: list[memoryview] = []
+
+        def out_of_band(value: Any) -> msgpack.ExtType:
+            buffers.append(_blob_view(value))
+            return msgpack.ExtType(BLOB_EXT, _BLOB.pack(_BLOB_VIEW, len(buffers) - 1))
+
+        return _pack(obj, out_of_band), buffers
+
+    def from_frames(self, body: memoryview, buffers: list[memoryview]) -> Any:
+        return _unpack(body, buffers)
+
+
+def _pack(obj: Any, default: Any) -> bytes:
+    # ``default`` sees exactly what msgpack cannot pack natively: blobs (handled)
+    # and everything outside the domain, including ints beyond 64 bits (refused).
+    return msgpack.packb(obj, default=default)  # type: ignore[no-any-return]
+
+
+def _blob_view(value: Any) -> memoryview:
+    """``value``'s bytes as a flat view, if it is a blob msgpack can carry."""
+    if isinstance(value, PickleBuffer):
+        try:
+            return value.raw()
+        except BufferError as e:
+            raise SerializationError(
+                f"MsgpackData: a PickleBuffer over non-contiguous memory ({e}); pass"
+                " a contiguous copy"
+            ) from e
+    if isinstance(value, int):
+        raise SerializationError(
+            f"MsgpackData cannot serialize the int {value}: it is outside the 64-bit"
+            f" range -2**63 .. 2**64-1; {_DOMAIN}"
+        )
+    try:
+        view = memoryview(value)
+    except TypeError:
+        raise SerializationError(
+            f"MsgpackData cannot serialize a value of type"
+            f" {type(value).__qualname__!r}: {_DOMAIN}"
+        ) from None
+    if view.ndim == 1 and view.itemsize == 1 and view.format in ("B", "b", "c"):
+        if view.c_contiguous:
+            return view.cast("B") if view.format != "B" else view
+        raise SerializationError(
+            f"MsgpackData: a {type(value).__qualname__!r} over non-contiguous memory;"
+            " pass a contiguous copy"
+        )
+    raise SerializationError(
+        f"MsgpackData cannot serialize a {type(value).__qualname__!r} of format"
+        f" {view.format!r} and shape {view.shape}: msgpack carries bytes, not typed"
+        " arrays. Wrap it in pickle.PickleBuffer(x) to send its raw bytes (it"
+        " arrives as a flat memoryview), or use the pickle strategy to keep its type"
+    )
+
+
+def _flat(view: memoryview) -> memoryview:
+    """A 1-D unsigned-byte view of ``view``'s memory (a copy only if strided)."""
+    if not view.c_contiguous:
+        return memoryview(view.tobytes())
+    if view.ndim == 1 and view.format == "B":
+        return view
+    return view.cast("B")
+
+
+def _unpack(body: Any, buffers: list[memoryview]) -> Any:
+    def ext_hook(code: int, data: bytes) -> Any:
+        if code != BLOB_EXT:
+            return msgpack.ExtType(code, data)
+        if len(data) != _BLOB.size:
+            raise DeserializationError(
+                f"MsgpackData: a blob reference (ext {BLOB_EXT}) must have"
+                f" {_BLOB.size} data bytes, got {len(data)}"
+            )
+        kind, index = _BLOB.unpack(data)
+        if index >= len(buffers):
+            raise DeserializationError(
+                f"MsgpackData: the payload refers to out-of-band buffer {index}, but"
+                f" {len(buffers)} were received"
+            )
+        frame = buffers[index]
+        if kind == _BLOB_VIEW:
+            return frame
+        if kind == _BLOB_BYTES:
+            owner = frame.obj
+            # The received frame is itself a bytes object: return it, uncopied.
+            if type(owner) is bytes and len(owner) == frame.nbytes:
+                return owner
+            return frame.tobytes()
+        if kind == _BLOB_BYTEARRAY:
+            return bytearray(frame)
+        raise DeserializationError(
+            f"MsgpackData: unknown blob kind {kind!r} in a blob reference"
+        )
+
+    try:
+        return msgpack.unpackb(body, raw=False, strict_map_key=False, ext_hook=ext_hook)
+    except TypeError as e:
+        if "unhashable" not in str(e):
+            raise
+    # An array used as a map key (a tuple key on a Python sender, or any msgpack
+    # writer's array key): decode those keys as tuples.  Only this rare case pays
+    # for the Python-level hook.
+    return msgpack.unpackb(
+        body,
+        raw=False,
+        strict_map_key=False,
+        ext_hook=ext_hook,
+        object_pairs_hook=_dict_with_hashable_keys,
+    )
+
+
+def _dict_with_hashable_keys(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
+    return {_hashable(k): v for k, v in pairs}
+
+
+def _hashable(key: Any) -> Any:
+    if type(key) is list:
+        return tuple(_hashable(k) for k in key)
+    return key
+
+
+@hookimpl
+def freight_strategies() -> list[type[BytesStrategy]]:
+    return [MsgpackData]

@@ -1,0 +1,908 @@
+"""Assertion helpers: round trips, type-strict equality, malformed input, determinism.
+
+Every helper takes the strategy as a class or an instance and goes through a
+``ComputeSerializer``, so what is checked is what a user gets, the facade's framing,
+allowlist and error wrapping included.  A strategy registered in the default registry
+(installed, with its entry point) is used from there; any other is registered at run
+time in a private ``StrategyRegistry(entry_point_group=None)``, so a strategy can be
+tested before it is installed and without touching the process-wide registry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import datetime as dt
+import decimal
+import enum
+import math
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import tracemalloc
+import unittest
+import warnings
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+from freight.serialize import (
+    ComputeSerializer,
+    DeserializationError,
+    SerdeError,
+    SerializationError,
+    SerializationStrategy,
+    StrategyRegistry,
+    binary,
+    default_registry,
+)
+from freight.serialize.hookspecs import hookimpl
+
+#: The envelopes a round trip goes through: the reference's text payload, the
+#: binary message as one blob, and the binary message as a frame list.
+ENVELOPES = ("text", "blob", "frames")
+
+#: Seconds one decode of malformed input may take before it counts as a hang.
+DECODE_TIME_LIMIT = 20.0
+
+MiB = 1 << 20
+
+Strategy = SerializationStrategy | type[SerializationStrategy]
+
+
+def default_memory_limit(payload_size: int) -> int:
+    """Bytes a decode of a ``payload_size``-byte malformed payload may allocate at
+    its peak: 32 times the input, and never less than 64 MiB."""
+    return max(64 * MiB, 32 * payload_size)
+
+
+# -- the serializer a check goes through ---------------------------------------------
+
+
+class _KitPlugin:
+    """A plugin object providing fixed strategy classes (for a private registry)."""
+
+    def __init__(self, classes: Sequence[type[SerializationStrategy]]) -> None:
+        self._classes = list(classes)
+
+    @hookimpl
+    def freight_strategies(self) -> list[type[SerializationStrategy]]:
+        return list(self._classes)
+
+
+def _unused_strategy(for_code: bool, taken: set[str]) -> type[SerializationStrategy]:
+    """A strategy of the other kind for a private registry, whose only job is to
+    let ``ComputeSerializer`` be constructed; it refuses to encode or decode."""
+    # From the third-party range, so it passes any allocation policy; it only
+    # ever lives in a private registry, beside the strategy under test.
+    identifier = next(f"X{c}\n" for c in "0123456789" if f"X{c}\n" not in taken)
+    kind = "code" if for_code else "data"
+
+    def serialize(self: SerializationStrategy, data: Any) -> str:
+        raise SerializationError(
+            f"the conformance kit's placeholder {kind} strategy encodes nothing"
+        )
+
+    def deserialize(self: SerializationStrategy, payload: str) -> Any:
+        raise DeserializationError(
+            f"the conformance kit's placeholder {kind} strategy decodes nothing"
+        )
+
+    return type(
+        f"KitPlaceholder{kind.title()}",
+        (SerializationStrategy,),
+        {
+            "identifier": identifier,
+            "for_code": for_code,
+            "name": f"freight-testing-placeholder-{kind}",
+            "serialize": serialize,
+            "deserialize": deserialize,
+            "__module__": __name__,
+        },
+    )
+
+
+class KitSerializer:
+    """One strategy under test, and the ``ComputeSerializer`` it is used through.
+
+    ``encode(envelope, value)`` / ``decode(envelope, payload)`` speak the three
+    envelopes by name.  A decode-only strategy cannot be selected, so its payloads
+    are made by the strategy itself and framed as the facade frames them.
+    """
+
+    def __init__(self, strategy: Strategy) -> None:
+        cls = strategy if isinstance(strategy, type) else type(strategy)
+        if not (isinstance(cls, type) and issubclass(cls, SerializationStrategy)):
+            raise TypeError(
+                f"expected a SerializationStrategy class or instance, got {strategy!r}"
+            )
+        self.cls = cls
+        self.registry, registered = _registry_for(cls)
+        self.strategy: SerializationStrategy = (
+            strategy if isinstance(strategy, SerializationStrategy) else registered
+        )
+        self.selectable = not self.strategy.decode_only
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self.serde = self._serializer()
+
+    def _serializer(self) -> ComputeSerializer:
+        chosen: Any = self.strategy if self.selectable else None
+        kwargs: dict[str, Any] = {"registry": self.registry, "cache_code": False}
+        if self.strategy.for_code:
+            kwargs["strategy_code"] = chosen
+        else:
+            kwargs["strategy_data"] = chosen
+        if self.registry is not default_registry():
+            # The private registry holds only placeholders for the other kind.
+            other = "strategy_data" if self.strategy.for_code else "strategy_code"
+            for rec in self.registry:
+                if rec.cls is not self.cls and rec.for_code != self.strategy.for_code:
+                    kwargs[other] = rec.cls
+            if not self.selectable:
+                own = "strategy_code" if self.strategy.for_code else "strategy_data"
+                kwargs[own] = next(
+                    rec.cls
+                    for rec in self.registry
+                    if rec.cls is not self.cls
+                    and rec.for_code == self.strategy.for_code
+                )
+        return ComputeSerializer(**kwargs)
+
+    @property
+    def name(self) -> str:
+        return self.cls.__name__
+
+    def encode(self, envelope: str, value: Any) -> Any:
+        """``value``'s payload in ``envelope``: a str, a bytes blob or a frame list."""
+        _check_envelope(envelope)
+        if self.selectable:
+            if callable(value) != self.strategy.for_code:
+                kind = "a callable" if callable(value) else "not callable"
+                raise TypeError(
+                    f"{short_repr(value)} is {kind}, so ComputeSerializer would not"
+                    f" hand it to {self.name} (for_code={self.strategy.for_code})"
+                )
+            if envelope == "text":
+                return self.serde.serialize(value)
+            if envelope == "blob":
+                return self.serde.dumps(value)
+            return self.serde.dumps_frames(value)
+        if envelope == "text":
+            return self.strategy.serialize(value)
+        body, buffers = self.strategy.to_frames(value)
+        frames = frame_message(self.strategy, body, buffers)
+        return b"".join(frames) if envelope == "blob" else frames
+
+    def decode(self, envelope: str, payload: Any) -> Any:
+        """The value ``payload`` (in ``envelope``) represents, via the facade."""
+        _check_envelope(envelope)
+        if envelope == "text":
+            return self.serde.deserialize(payload)
+        if envelope == "blob":
+            return self.serde.loads(payload)
+        return self.serde.loads_frames(payload)
+
+
+def _registry_for(
+    cls: type[SerializationStrategy],
+) -> tuple[StrategyRegistry, SerializationStrategy]:
+    """The default registry if ``cls`` is registered there, else a private one in
+    which ``cls`` and placeholders for the facade's other slots are registered."""
+    registry = default_registry()
+    try:
+        return registry, registry.resolve(cls).strategy
+    except SerdeError:
+        pass
+    private = StrategyRegistry(entry_point_group=None)
+    taken = {cls.identifier}
+    classes: list[type[SerializationStrategy]] = [cls]
+    for for_code in (True, False):
+        placeholder = _unused_strategy(for_code, taken)
+        taken.add(placeholder.identifier)
+        classes.append(placeholder)
+    private.register_plugin(_KitPlugin(classes), name="freight.testing")
+    return private, private.resolve(cls).strategy
+
+
+_kits: weakref.WeakKeyDictionary[Any, KitSerializer] = weakref.WeakKeyDictionary()
+
+
+def kit_serializer(strategy: Strategy) -> KitSerializer:
+    """The (cached) ``KitSerializer`` for a strategy class or instance."""
+    try:
+        kit = _kits.get(strategy)
+    except TypeError:  # unhashable or not weakly referenceable: no caching
+        return KitSerializer(strategy)
+    if kit is None:
+        kit = KitSerializer(strategy)
+        with contextlib.suppress(TypeError):
+            _kits[strategy] = kit
+    return kit
+
+
+def serializer_for(strategy: Strategy) -> ComputeSerializer:
+    """A ``ComputeSerializer`` that encodes with ``strategy`` (see the module doc
+    for which registry it uses)."""
+    return kit_serializer(strategy).serde
+
+
+def frame_message(
+    strategy: SerializationStrategy,
+    body: Any,
+    buffers: Sequence[Any],
+    metadata: bytes = b"",
+) -> list[Any]:
+    """``[header, body, *buffers]``: a binary message for ``strategy`` around any
+    body and buffers, well-formed as an envelope whatever the body holds."""
+    prefix = binary.message_prefix(strategy.identifier, text_body=strategy.text_body)
+    try:
+        header = binary.message_header(prefix, body, buffers, metadata)
+    except TypeError:  # an envelope without header metadata
+        header = binary.message_header(prefix, body, buffers)
+    return [header, body, *buffers]
+
+
+def _check_envelope(envelope: str) -> None:
+    if envelope not in ENVELOPES:
+        raise ValueError(f"unknown envelope {envelope!r}; use one of {ENVELOPES}")
+
+
+def transported(envelope: str, payload: Any) -> Any:
+    """``payload`` as the receiving side sees it: bytes copies of every frame, so
+    nothing decoded can alias the sender's objects."""
+    if envelope == "text":
+        return payload
+    if envelope == "blob":
+        return bytes(memoryview(payload).cast("B"))
+    return [bytes(memoryview(frame).cast("B")) for frame in payload]
+
+
+# -- type-strict equality ------------------------------------------------------------
+
+
+def assert_same_value(actual: Any, expected: Any) -> None:
+    """Assert ``actual`` is ``expected`` rebuilt: equal, and of the same type at every
+    level (``1.0`` is not ``1``, a tuple is not a list), NaN equal to NaN, ``-0.0``
+    not ``0.0``, aware datetimes with the same offset.  Sets, dicts, numpy arrays,
+    memoryviews, Decimals (compared exactly) and objects with a ``__dict__`` are
+    compared member by member.
+
+    Raises ``AssertionError`` naming the path to the first difference.
+    """
+    difference = _difference(actual, expected, "value", set())
+    if difference is not None:
+        raise AssertionError(difference)
+
+
+_MISSING = object()
+
+
+def _difference(a: Any, e: Any, path: str, seen: set[tuple[int, int]]) -> str | None:
+    if type(a) is not type(e):
+        return (
+            f"{path}: expected {type(e).__qualname__} {short_repr(e)},"
+            f" got {type(a).__qualname__} {short_repr(a)}"
+        )
+    kind = type(e)
+    if kind is float:
+        return None if _same_float(a, e) else _mismatch(path, a, e)
+    if kind is complex:
+        same = _same_float(a.real, e.real) and _same_float(a.imag, e.imag)
+        return None if same else _mismatch(path, a, e)
+    if isinstance(e, decimal.Decimal):
+        return None if a.compare_total(e) == 0 else _mismatch(path, a, e)
+    if isinstance(e, dt.datetime | dt.time):
+        same = (a.replace(tzinfo=None), a.utcoffset(), a.fold) == (
+            e.replace(tzinfo=None),
+            e.utcoffset(),
+            e.fold,
+        )
+        return None if same else _mismatch(path, a, e)
+    if isinstance(e, str | bytes | bytearray | int | enum.Enum) or e is None:
+        return None if a == e else _mismatch(path, a, e)
+    if isinstance(e, memoryview):
+        same = (a.format, a.shape, a.tobytes()) == (e.format, e.shape, e.tobytes())
+        return None if same else _mismatch(path, a, e)
+    numpy = sys.modules.get("numpy")
+    if numpy is not None and isinstance(e, numpy.ndarray | numpy.generic):
+        return _numpy_difference(numpy, a, e, path)
+    key = (id(a), id(e))
+    if key in seen:
+        return None
+    seen.add(key)
+    if isinstance(e, tuple | list):
+        if len(a) != len(e):
+            return f"{path}: expected {len(e)} items, got {len(a)}: {short_repr(a)}"
+        for i, (x, y) in enumerate(zip(a, e, strict=True)):
+            found = _difference(x, y, f"{path}[{i}]", seen)
+            if found:
+                return found
+        return None
+    if isinstance(e, Mapping):
+        return _mapping_difference(a, e, path, seen)
+    if isinstance(e, set | frozenset):
+        return _set_difference(a, e, path, seen)
+    if dataclasses.is_dataclass(e):
+        for field in dataclasses.fields(e):
+            found = _difference(
+                getattr(a, field.name),
+                getattr(e, field.name),
+                f"{path}.{field.name}",
+                seen,
+            )
+            if found:
+                return found
+        return None
+    if hasattr(e, "__dict__") and _default_eq(type(e)):
+        return _difference(vars(a), vars(e), f"{path}.__dict__", seen)
+    try:
+        same = bool(a == e)
+    except Exception as exc:  # an __eq__ that cannot answer
+        return f"{path}: cannot compare {short_repr(a)} with {short_repr(e)}: {exc!r}"
+    return None if same else _mismatch(path, a, e)
+
+
+def _default_eq(cls: type) -> bool:
+    """Whether ``cls`` compares by identity (``object.__eq__``)."""
+    eq: object = cls.__eq__
+    return eq is object.__eq__
+
+
+def _same_float(a: float, e: float) -> bool:
+    if math.isnan(e):
+        return math.isnan(a)
+    return a == e and math.copysign(1.0, a) == math.copysign(1.0, e)
+
+
+def _mismatch(path: str, a: Any, e: Any) -> str:
+    return f"{path}: expected {short_repr(e)}, got {short_repr(a)}"
+
+
+def _mapping_difference(
+    a: Mapping[Any, Any], e: Mapping[Any, Any], path: str, seen: set[tuple[int, int]]
+) -> str | None:
+    actual_keys = {k: k for k in a}
+    for k in e:
+        ak = actual_keys.get(k, _MISSING)
+        if ak is _MISSING:
+            return f"{path}: key {short_repr(k)} is missing"
+        found = _difference(ak, k, f"{path} key {short_repr(k)}", seen) or _difference(
+            a[ak], e[k], f"{path}[{short_repr(k)}]", seen
+        )
+        if found:
+            return found
+    extra = [k for k in a if k not in e]
+    if extra:
+        return f"{path}: unexpected keys {short_repr(extra)}"
+    if type(e).__eq__ is not dict.__eq__ and list(a) != list(e):  # OrderedDict
+        return (
+            f"{path}: keys in order {short_repr(list(a))},"
+            f" expected {short_repr(list(e))}"
+        )
+    return None
+
+
+def _set_difference(
+    a: Any, e: Any, path: str, seen: set[tuple[int, int]]
+) -> str | None:
+    actual_members = {x: x for x in a}
+    for x in e:
+        ax = actual_members.get(x, _MISSING)
+        if ax is _MISSING:
+            return f"{path}: member {short_repr(x)} is missing"
+        found = _difference(ax, x, f"{path} member {short_repr(x)}", seen)
+        if found:
+            return found
+    if len(a) != len(e):
+        return f"{path}: expected {len(e)} members, got {len(a)}: {short_repr(a)}"
+    return None
+
+
+def _numpy_difference(numpy: Any, a: Any, e: Any, path: str) -> str | None:
+    if a.dtype != e.dtype or a.shape != e.shape:
+        return (
+            f"{path}: expected {e.dtype} of shape {e.shape},"
+            f" got {a.dtype} of shape {a.shape}"
+        )
+    nan_aware = e.dtype.kind in "fc"
+    if numpy.array_equal(a, e, equal_nan=nan_aware):
+        return None
+    return _mismatch(path, a, e)
+
+
+def short_repr(value: Any, limit: int = 200) -> str:
+    """A repr that stays readable for multi-megabyte values."""
+    if isinstance(value, str) and len(value) > limit:
+        return f"<str of {len(value)} characters, starting {value[:40]!r}>"
+    if isinstance(value, bytes | bytearray | memoryview):
+        size = memoryview(value).nbytes
+        if size > 64:
+            head = bytes(memoryview(value).cast("B")[:16])
+            return f"<{type(value).__name__} of {size} bytes, starting {head!r}>"
+    text = repr(value)
+    if len(text) > limit:
+        text = f"{text[: limit - 60]} ... {text[-40:]} ({len(text)} characters)"
+    return text
+
+
+# -- round trips ---------------------------------------------------------------------
+
+
+def assert_roundtrip(
+    strategy: Strategy,
+    value: Any,
+    *,
+    envelopes: Iterable[str] = ENVELOPES,
+    args: Sequence[Any] | None = None,
+    kwargs: Mapping[str, Any] | None = None,
+) -> None:
+    """Assert ``value`` comes back unchanged through ``strategy`` in each envelope.
+
+    Data comes back as ``assert_same_value`` judges it.  A callable (for a code
+    strategy) must come back callable; given ``args`` and/or ``kwargs``, calling
+    the copy must return the same result as calling the original (or raise the
+    same exception type).  Every payload is also checked against the contract: the
+    text payload starts with the identifier, the binary header names it, and a
+    ``text_body`` strategy's binary body is UTF-8.  Frames are copied to bytes
+    before decoding, as a transport would.
+    """
+    kit = kit_serializer(strategy)
+    for envelope in envelopes:
+        where = f"{kit.name} ({envelope} envelope)"
+        try:
+            payload = kit.encode(envelope, value)
+        except SerdeError as e:
+            raise AssertionError(
+                f"{where} could not serialize {short_repr(value)}: {e}"
+            ) from e
+        _check_payload_shape(kit, envelope, payload, where)
+        received = transported(envelope, payload)
+        try:
+            decoded = kit.decode(envelope, received)
+        except SerdeError as e:
+            raise AssertionError(
+                f"{where} could not deserialize its own payload for"
+                f" {short_repr(value)}: {e}"
+            ) from e
+        if kit.strategy.for_code:
+            _check_callable_copy(value, decoded, args, kwargs, where)
+            continue
+        try:
+            assert_same_value(decoded, value)
+        except AssertionError as e:
+            raise AssertionError(f"{where} changed the value: {e}") from None
+
+
+def _check_payload_shape(
+    kit: KitSerializer, envelope: str, payload: Any, where: str
+) -> None:
+    identifier = kit.strategy.identifier
+    if envelope == "text":
+        if not isinstance(payload, str) or not payload.startswith(identifier):
+            raise AssertionError(
+                f"{where}: the text payload must be a str starting with the"
+                f" identifier {identifier!r}, got {short_repr(payload)}"
+            )
+        return
+    frames = [payload] if envelope == "blob" else list(payload)
+    try:
+        message = (
+            binary.parse_blob(frames[0])
+            if envelope == "blob"
+            else binary.parse_message(frames)
+        )
+    except DeserializationError as e:
+        raise AssertionError(f"{where}: the binary message does not parse: {e}") from e
+    if message.identifier != identifier:
+        raise AssertionError(
+            f"{where}: the binary header names {message.identifier!r},"
+            f" not {identifier!r}"
+        )
+    if kit.strategy.text_body:
+        try:
+            str(message.body, "utf-8", "surrogatepass")
+        except UnicodeDecodeError as e:
+            raise AssertionError(
+                f"{where}: text_body is True but the binary body is not UTF-8 ({e});"
+                " set text_body = False (BytesStrategy does) for a bytes body"
+            ) from e
+
+
+def _check_callable_copy(
+    original: Any,
+    copy_: Any,
+    args: Sequence[Any] | None,
+    kwargs: Mapping[str, Any] | None,
+    where: str,
+) -> None:
+    if not callable(copy_):
+        raise AssertionError(f"{where} turned {original!r} into {short_repr(copy_)}")
+    if args is None and kwargs is None:
+        return
+    call_args, call_kwargs = tuple(args or ()), dict(kwargs or {})
+    expected, expected_error = _call(original, call_args, call_kwargs)
+    got, got_error = _call(copy_, call_args, call_kwargs)
+    call = _describe_call(original, call_args, call_kwargs)
+    if expected_error is not None or got_error is not None:
+        if type(got_error) is not type(expected_error):
+            raise AssertionError(
+                f"{where}: {call} raised {expected_error!r} on the original but"
+                f" {got_error!r} on the copy"
+            ) from got_error
+        return
+    try:
+        assert_same_value(got, expected)
+    except AssertionError as e:
+        raise AssertionError(f"{where}: the copy of {call} differs: {e}") from None
+
+
+def _call(
+    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[Any, Exception | None]:
+    try:
+        return fn(*args, **kwargs), None
+    except Exception as e:
+        return None, e
+
+
+def _describe_call(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    parts = [short_repr(a, 60) for a in args] + [
+        f"{k}={short_repr(v, 60)}" for k, v in kwargs.items()
+    ]
+    name = getattr(fn, "__qualname__", repr(fn))
+    return f"{name}({', '.join(parts)})"
+
+
+# -- determinism ---------------------------------------------------------------------
+
+
+def _canonical(envelope: str, payload: Any) -> str | bytes:
+    if envelope == "text":
+        return payload  # type: ignore[no-any-return]
+    if envelope == "blob":
+        return bytes(payload)
+    return b"".join(bytes(memoryview(f).cast("B")) for f in payload)
+
+
+def assert_deterministic(
+    strategy: Strategy, value: Any, *, envelopes: Iterable[str] = ("text", "frames")
+) -> None:
+    """Assert serializing ``value`` again, or a deep copy of it, gives byte-identical
+    payloads in each envelope (what ``Property.DETERMINISTIC`` promises within one
+    process; ``assert_deterministic_across_processes`` checks other processes)."""
+    kit = kit_serializer(strategy)
+    others: list[tuple[str, Any]] = [("the same value again", value)]
+    with contextlib.suppress(Exception):
+        others.append(("a deep copy of the value", copy.deepcopy(value)))
+    for envelope in envelopes:
+        first = _canonical(envelope, kit.encode(envelope, value))
+        for label, other in others:
+            again = _canonical(envelope, kit.encode(envelope, other))
+            if again != first:
+                raise AssertionError(
+                    f"{kit.name} declares Property.DETERMINISTIC, but serializing"
+                    f" {label} gave a different {envelope} payload for"
+                    f" {short_repr(value)}: {_first_difference(first, again)}"
+                )
+
+
+def _first_difference(a: str | bytes, b: str | bytes) -> str:
+    for i, (x, y) in enumerate(zip(a, b, strict=False)):
+        if x != y:
+            return (
+                f"first difference at offset {i}:"
+                f" {a[i : i + 16]!r} vs {b[i : i + 16]!r}"
+            )
+    return f"lengths {len(a)} and {len(b)}"
+
+
+def encoded_payloads(
+    strategy: Strategy, values: Iterable[Any]
+) -> list[tuple[str, bytes]]:
+    """The text payload and the joined frames of each value (for comparing
+    processes)."""
+    kit = kit_serializer(strategy)
+    return [
+        (
+            kit.encode("text", v),
+            b"".join(transported("frames", kit.encode("frames", v))),
+        )
+        for v in values
+    ]
+
+
+_CHILD = """
+import importlib, pickle, sys
+module, qualname, out = sys.argv[1:4]
+try:
+    obj = importlib.import_module(module)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+except Exception as e:
+    sys.stderr.write(f"{type(e).__name__}: {e}")
+    sys.exit(3)
+from freight.testing.assertions import encoded_payloads
+values = pickle.load(sys.stdin.buffer)
+with open(out, "wb") as f:
+    pickle.dump(encoded_payloads(obj, values), f)
+"""
+
+
+def assert_deterministic_across_processes(
+    strategy: type[SerializationStrategy], values: Iterable[Any]
+) -> None:
+    """Assert a fresh interpreter, with a different hash seed, serializes each of
+    ``values`` to the same payloads as this one.
+
+    The values travel to it pickled; the strategy class is imported there by its
+    module and qualified name.  Raises ``unittest.SkipTest`` (a skip under pytest)
+    if the class cannot be imported in a fresh interpreter or no value can be
+    pickled.
+    """
+    picklable = []
+    for value in values:
+        with contextlib.suppress(Exception):
+            pickle.dumps(value, protocol=5)
+            picklable.append(value)
+    if not picklable:
+        raise unittest.SkipTest("no value of the domain could be sent to a subprocess")
+    mine = encoded_payloads(strategy, picklable)
+    seed = "4242" if os.environ.get("PYTHONHASHSEED") != "4242" else "2424"
+    env = {
+        **os.environ,
+        "PYTHONHASHSEED": seed,
+        "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "payloads.pickle")
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                _CHILD,
+                strategy.__module__,
+                strategy.__qualname__,
+                out,
+            ],
+            input=pickle.dumps(picklable, protocol=5),
+            capture_output=True,
+            env=env,
+            timeout=300,
+        )
+        if result.returncode == 3:
+            raise unittest.SkipTest(
+                f"{strategy.__module__}.{strategy.__qualname__} cannot be imported in"
+                f" a fresh interpreter: {result.stderr.decode(errors='replace')}"
+            )
+        if result.returncode != 0:
+            raise AssertionError(
+                f"serializing in a fresh interpreter failed:\n"
+                f"{result.stderr.decode(errors='replace')}"
+            )
+        with open(out, "rb") as f:
+            theirs = pickle.load(f)
+    for value, (text_a, frames_a), (text_b, frames_b) in zip(
+        picklable, mine, theirs, strict=True
+    ):
+        for envelope, a, b in (
+            ("text", text_a, text_b),
+            ("frames", frames_a, frames_b),
+        ):
+            if a != b:
+                raise AssertionError(
+                    f"{strategy.__name__} declares Property.DETERMINISTIC, but a"
+                    f" process with PYTHONHASHSEED={seed} made a different"
+                    f" {envelope} payload for {short_repr(value)}:"
+                    f" {_first_difference(a, b)}"
+                )
+
+
+# -- malformed input -----------------------------------------------------------------
+
+
+class _Escaped(AssertionError):
+    """An exception other than ``DeserializationError`` escaped a decoder."""
+
+
+class DecodeTimeout(BaseException):
+    """Raised into a decode that ran past its time limit (a ``BaseException`` so
+    that no ``except Exception`` on the way can swallow it)."""
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float | None) -> Iterator[None]:
+    """Raise ``DecodeTimeout`` in the block if it runs longer than ``seconds``.
+
+    Works in the main thread on POSIX when nothing else uses ``SIGALRM``; a no-op
+    otherwise (and against code stuck inside a C call).
+    """
+    usable = (
+        seconds
+        and hasattr(signal, "setitimer")
+        and threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, signal.SIG_IGN, None)
+        and signal.getitimer(signal.ITIMER_REAL)[0] == 0
+    )
+    if not usable:
+        yield
+        return
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        raise DecodeTimeout(seconds)
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)  # type: ignore[arg-type]
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@contextlib.contextmanager
+def traced_peak() -> Iterator[list[int]]:
+    """Measure the peak of memory allocated in the block (``tracemalloc``); the
+    list holds it afterwards, or stays empty if tracing was already on."""
+    peak: list[int] = []
+    if tracemalloc.is_tracing():
+        yield peak
+        return
+    tracemalloc.start()
+    try:
+        yield peak
+    finally:
+        peak.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+
+
+def _envelope_of(payload: Any) -> str:
+    if isinstance(payload, str):
+        return "text"
+    if isinstance(payload, bytes | bytearray | memoryview):
+        return "blob"
+    if isinstance(payload, list | tuple):
+        return "frames"
+    raise TypeError(
+        "a payload is a str (text), bytes-like (a blob) or a list of frames, got"
+        f" {type(payload).__name__}"
+    )
+
+
+def _payload_size(envelope: str, payload: Any) -> int:
+    if envelope == "text":
+        return len(payload)
+    if envelope == "blob":
+        return memoryview(payload).nbytes
+    return sum(memoryview(f).nbytes for f in payload)
+
+
+def assert_rejects_malformed(
+    strategy: Strategy,
+    payload: Any,
+    *,
+    allow_success: bool = False,
+    strict: bool = False,
+    seconds: float | None = DECODE_TIME_LIMIT,
+    memory_limit: int | None = None,
+) -> DeserializationError | None:
+    """Assert decoding ``payload`` through ``strategy``'s ``ComputeSerializer``
+    raises ``DeserializationError`` and nothing else, within ``seconds`` and
+    allocating at most ``memory_limit`` bytes (``default_memory_limit``).
+
+    ``payload`` is a str (text envelope), bytes-like (a blob) or a list of frames.
+    With ``allow_success`` a payload that decodes is accepted too (fuzzing: a
+    mutation may leave a payload valid).  With ``strict`` the strategy's own
+    decoder (``deserialize`` / ``from_frames``) is also called directly and must
+    raise only ``DeserializationError``: the facade wraps anything else, but a
+    combo strategy or a direct caller sees it raw.  Returns the error, or ``None``
+    if the payload decoded.
+    """
+    kit = kit_serializer(strategy)
+    envelope = _envelope_of(payload)
+    size = _payload_size(envelope, payload)
+    limit = default_memory_limit(size) if memory_limit is None else memory_limit
+    where = f"ComputeSerializer with {kit.name} ({envelope} envelope)"
+    error = _guarded_decode(
+        lambda: kit.decode(envelope, payload), where, size, seconds, limit
+    )
+    if error is None and not allow_success:
+        raise AssertionError(
+            f"{where} decoded a malformed {size}-byte payload instead of raising"
+            " DeserializationError"
+        )
+    if strict:
+        _strict_decode(kit, envelope, payload, size, seconds, limit)
+    return error
+
+
+def _guarded_decode(
+    decode: Callable[[], Any],
+    where: str,
+    size: int,
+    seconds: float | None,
+    limit: int,
+) -> DeserializationError | None:
+    error: DeserializationError | None = None
+    with traced_peak() as peak:
+        try:
+            with time_limit(seconds):
+                decode()
+        except DeserializationError as e:
+            error = e
+        except DecodeTimeout:
+            raise AssertionError(
+                f"{where} did not finish decoding a malformed {size}-byte payload"
+                f" within {seconds} s"
+            ) from None
+        except KeyboardInterrupt:
+            raise
+        except BaseException as e:
+            raise _Escaped(
+                f"{where} let {type(e).__name__} escape on a malformed {size}-byte"
+                f" payload ({e}); only DeserializationError may"
+            ) from e
+    if peak and peak[0] > limit:
+        raise AssertionError(
+            f"{where} allocated {peak[0] / MiB:.1f} MiB decoding a malformed"
+            f" {size}-byte payload (limit {limit / MiB:.1f} MiB): check declared"
+            " lengths against what the input can hold before allocating"
+        )
+    return error
+
+
+def _strict_decode(
+    kit: KitSerializer,
+    envelope: str,
+    payload: Any,
+    size: int,
+    seconds: float | None,
+    limit: int,
+) -> None:
+    strategy = kit.strategy
+    if envelope == "text":
+        if not payload.startswith(strategy.identifier):
+            return  # the facade's header check refuses it; no decoder is involved
+
+        def decode() -> Any:
+            return strategy.deserialize(payload)
+
+        method = "deserialize"
+    else:
+        try:
+            message = (
+                binary.parse_blob(payload)
+                if envelope == "blob"
+                else binary.parse_message(payload)
+            )
+        except DeserializationError:
+            return  # damaged framing: the envelope's job, checked above
+        if message.identifier != strategy.identifier:
+            return
+
+        def decode() -> Any:
+            return strategy.from_frames(message.body, message.buffers)
+
+        method = "from_frames"
+    where = f"{kit.name}.{method}() called directly"
+    try:
+        _guarded_decode(decode, where, size, seconds, limit)
+    except _Escaped as e:
+        raise AssertionError(
+            f"{e}. A decoder should raise DeserializationError saying what was"
+            " wrong (ComputeSerializer wraps other exceptions, but a combo"
+            " strategy or a direct caller sees them raw); or declare"
+            " strict_errors=False"
+        ) from e.__cause__
+
+
+def payload_of(strategy: Strategy, envelope: str, value: Any) -> Any:
+    """``value``'s payload through ``strategy`` in ``envelope``, as received (frames
+    copied to bytes): a valid seed for damaging."""
+    kit = kit_serializer(strategy)
+    return transported(envelope, kit.encode(envelope, value))

@@ -1,0 +1,402 @@
+"""The conformance kit (``freight.testing``) and the example plugin it is proven on.
+
+The example package ``examples/freight-zstd`` is installed separately (its own
+``pyproject.toml`` and entry point); these tests prove freight discovers it through
+the entry point, uses it by identifier and name in both envelopes, and that it
+passes the kit.  Then the kit is pointed at strategies broken in one way each, and
+must fail exactly the check that covers that way.
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from freight.serialize import (
+    BytesStrategy,
+    ComputeSerializer,
+    DeserializationError,
+    default_registry,
+)
+from freight.testing import assert_rejects_malformed, assert_same_value, payload_of
+
+# The whole kit is imported before any pytester run, so the nested runs share this
+# process's one copy of hypothesis (pytester forgets the modules a run imports).
+from freight.testing import conformance as _conformance  # noqa: F401
+from freight.testing.assertions import KitSerializer, frame_message
+
+pytest_plugins = ["pytester"]
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "freight-zstd"
+INSTALL_HINT = f"install the example plugin: pip install -e {EXAMPLE}"
+
+#: Few examples: these runs prove the kit catches each fault, not the strategies.
+KIT_ARGS = ("--freight-examples=8", "-p", "no:cacheprovider", "-q")
+
+
+def zstd() -> Any:
+    """The ``zstandard`` module, which the example plugin depends on."""
+    try:
+        import zstandard
+    except ImportError:
+        pytest.fail(f"zstandard is not installed; {INSTALL_HINT}")
+    return zstandard
+
+
+def example_record() -> Any:
+    try:
+        return default_registry().resolve("Z1")
+    except Exception as e:
+        pytest.fail(f"Z1 is not registered ({e}); {INSTALL_HINT}")
+
+
+# -- the example plugin ----------------------------------------------------------------
+
+
+def test_example_plugin_is_discovered_through_its_entry_point() -> None:
+    rec = example_record()
+    assert rec.cls.__name__ == "ZstdPickle"
+    assert rec.cls.__module__.startswith("freight_zstd")
+    distribution = rec.plugin.distribution or ""
+    assert distribution.startswith(("freight-zstd", "freight_zstd")), rec.describe()
+    assert rec.plugin.name == "zstd"
+
+
+@pytest.mark.parametrize("selector", ["Z1", "zstd-pickle", "ZstdPickle"])
+def test_example_plugin_is_used_by_identifier_and_name(selector: str) -> None:
+    serde = ComputeSerializer(strategy_data=selector)
+    assert type(serde.data_serializer).__name__ == "ZstdPickle"
+    value = {"rows": [(i, str(i), i / 3) for i in range(200)], "tags": {"a", "b"}}
+
+    text = serde.serialize(value)
+    assert text.startswith("Z1\n")
+    assert_same_value(serde.deserialize(text), value)
+
+    blob = serde.dumps(value)
+    assert_same_value(serde.loads(blob), value)
+    assert_same_value(serde.loads_frames(serde.dumps_frames(value)), value)
+
+
+def test_example_plugin_carries_large_arrays_as_compressed_frames() -> None:
+    serde = ComputeSerializer(strategy_data="Z1")
+    array = np.zeros((1000, 1000))
+    frames = serde.dumps_frames(array)
+    assert len(frames) == 3  # header, body, one buffer frame for the array
+    assert sum(memoryview(f).nbytes for f in frames) < array.nbytes // 100
+    assert_same_value(serde.loads_frames([bytes(f) for f in frames]), array)
+
+
+def test_example_plugin_refuses_a_frame_that_declares_more_than_its_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    serde = ComputeSerializer(strategy_data="Z1")
+    blob = serde.dumps(b"x" * 1000)
+    monkeypatch.setattr(example_record().cls, "max_decompressed_size", 100)
+    with pytest.raises(DeserializationError, match="over the limit of 100"):
+        serde.loads(blob)
+
+
+def test_example_plugin_passes_the_conformance_kit(tmp_path: Path) -> None:
+    # Exactly what its author runs, in a process of its own.
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", str(EXAMPLE / "tests"), *KIT_ARGS],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert " passed" in result.stdout and " failed" not in result.stdout
+
+
+# -- the kit catches broken strategies ------------------------------------------------
+
+#: A correct data strategy (JSON as bytes), the base every broken one changes.
+GOOD = """
+import json
+import os
+
+from freight.serialize import BytesStrategy, DeserializationError, Property
+from freight.testing import json_values, strategy_conformance
+from hypothesis import Phase
+
+
+class GoodJSON(BytesStrategy):
+    identifier = "Q1\\n"
+    for_code = False
+    name = "kit-good-json"
+    properties = Property.SAFE_FOR_UNTRUSTED
+
+    def encode(self, obj):
+        return json.dumps(obj).encode()
+
+    def decode(self, data):
+        try:
+            return json.loads(data)
+        except ValueError as e:
+            raise DeserializationError(f"{type(self).__name__}: {e}") from e
+
+
+# Find each fault fast; shrinking it to a minimal example is not the point here.
+OPTIONS = dict(
+    registered=False,
+    oversized_size=1 << 16,
+    hypothesis_settings=dict(
+        phases=[Phase.explicit, Phase.generate], report_multiple_bugs=False
+    ),
+)
+"""
+
+BROKEN = {
+    "a correct strategy": (
+        """
+        TestGood = strategy_conformance(
+            GoodJSON, values=json_values(), strict_errors=True, **OPTIONS
+        )
+        """,
+        set(),
+    ),
+    "a decoder that returns a wrong value": (
+        """
+        class IntegralFloatsBecomeInts(GoodJSON):
+            def decode(self, data):
+                def as_number(s):
+                    return int(float(s)) if float(s).is_integer() else float(s)
+
+                try:
+                    return json.loads(data, parse_float=as_number)
+                except ValueError as e:
+                    raise DeserializationError(str(e)) from e
+
+        TestWrong = strategy_conformance(
+            IntegralFloatsBecomeInts, values=json_values(), **OPTIONS
+        )
+        """,
+        {"test_roundtrip"},
+    ),
+    "a decoder that lets ValueError escape": (
+        """
+        class LeaksValueError(GoodJSON):
+            def decode(self, data):
+                return json.loads(data)
+
+        TestLeaks = strategy_conformance(
+            LeaksValueError, values=json_values(), strict_errors=True, **OPTIONS
+        )
+        """,
+        {"test_decoder_raises_only_deserialization_error"},
+    ),
+    "an identifier outside the third-party range": (
+        """
+        class LowercaseIdentifier(GoodJSON):
+            identifier = "q1\\n"
+
+        TestLowercase = strategy_conformance(
+            LowercaseIdentifier, values=json_values(), **OPTIONS
+        )
+        """,
+        {"test_identifier_follows_the_allocation_policy"},
+    ),
+    "an identifier another plugin owns": (
+        """
+        class ClaimsZ1(GoodJSON):
+            identifier = "Z1\\n"
+
+        TestClaimsZ1 = strategy_conformance(ClaimsZ1, values=json_values(), **OPTIONS)
+        """,
+        {"test_identifier_and_name_are_unique"},
+    ),
+    "a claim of determinism that does not hold": (
+        """
+        class Nonce(GoodJSON):
+            properties = GoodJSON.properties | Property.DETERMINISTIC
+
+            def encode(self, obj):
+                return json.dumps({"value": obj, "nonce": os.urandom(8).hex()}).encode()
+
+            def decode(self, data):
+                decoded = super().decode(data)
+                if not isinstance(decoded, dict) or "value" not in decoded:
+                    raise DeserializationError("Nonce: no value in the payload")
+                return decoded["value"]
+
+        TestNonce = strategy_conformance(Nonce, values=json_values(), **OPTIONS)
+        """,
+        {"test_deterministic"},
+    ),
+}
+
+
+def failed_checks(pytester: pytest.Pytester, source: str) -> set[str]:
+    """Run the kit on ``source`` (appended to ``GOOD``); the names of the checks
+    that failed, without their parameters."""
+    pytester.makepyfile(test_strategy=GOOD + textwrap.dedent(source))
+    recorder = pytester.inline_run(*KIT_ARGS)
+    passed, _skipped, failed = recorder.listoutcomes()
+    assert passed, "the kit generated no passing check at all"
+    return {r.nodeid.split("::")[-1].split("[")[0] for r in failed}
+
+
+@pytest.mark.parametrize("case", list(BROKEN))
+def test_the_kit_fails_exactly_the_check_for_each_fault(
+    pytester: pytest.Pytester, case: str
+) -> None:
+    source, expected = BROKEN[case]
+    assert failed_checks(pytester, source) == expected
+
+
+def test_a_declaration_is_collected_under_a_lowercase_name(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        test_lowercase=GOOD
+        + "test_good_json = strategy_conformance(GoodJSON, values=json_values(),"
+        " **OPTIONS)\n"
+    )
+    result = pytester.runpytest(*KIT_ARGS, "-k", "identifier or declarations")
+    result.assert_outcomes(passed=4, deselected=None)
+
+
+def test_a_data_strategy_must_declare_its_values(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_novalues=GOOD + "TestGood = strategy_conformance(GoodJSON, **OPTIONS)\n"
+    )
+    result = pytester.runpytest(*KIT_ARGS)
+    result.stdout.fnmatch_lines(["*declare the values it carries*"])
+    assert result.ret != 0
+
+
+# -- memory and time bounds -----------------------------------------------------------
+
+
+class TrustsItsHeader(BytesStrategy):
+    """zstd-compressed pickle that allocates whatever the frame header declares."""
+
+    identifier = "N1\n"
+    for_code = False
+
+    def encode(self, obj: Any) -> bytes:
+        return zstd().ZstdCompressor().compress(pickle.dumps(obj))
+
+    def decode(self, data: bytes) -> Any:
+        try:
+            return pickle.loads(zstd().ZstdDecompressor().decompress(data))
+        except Exception as e:
+            raise DeserializationError(str(e)) from e
+
+
+def lying_header(strategy: Any, value: Any) -> list[bytes]:
+    """A binary message whose zstd body declares hundreds of MiB it does not hold."""
+    zstandard = zstd()
+    body = bytes(payload_of(strategy, "frames", value)[1])
+    for position in range(4, 14):
+        for bit in range(8):
+            forged = bytearray(body)
+            forged[position] ^= 1 << bit
+            try:
+                declared = zstandard.frame_content_size(bytes(forged))
+            except zstandard.ZstdError:
+                continue
+            if 200 * 2**20 < declared < 2**30:
+                kit = KitSerializer(strategy)
+                return [bytes(f) for f in frame_message(kit.strategy, forged, [])]
+    raise AssertionError("no single bit flip makes the header lie enough")
+
+
+def test_the_kit_catches_a_decoder_that_allocates_what_a_header_claims() -> None:
+    forged = lying_header(TrustsItsHeader, bytes(300_000))
+    with pytest.raises(AssertionError, match=r"allocated .* MiB decoding a malformed"):
+        assert_rejects_malformed(TrustsItsHeader, forged, allow_success=True)
+
+
+def test_the_example_plugin_does_not_believe_a_lying_header() -> None:
+    forged = lying_header(example_record().cls, bytes(300_000))
+    assert assert_rejects_malformed(example_record().cls, forged) is not None
+
+
+class Hangs(BytesStrategy):
+    """Never finishes decoding."""
+
+    identifier = "H1\n"
+    for_code = False
+
+    def encode(self, obj: Any) -> bytes:
+        return b""
+
+    def decode(self, data: bytes) -> Any:
+        while True:
+            time.sleep(0.01)
+
+
+def test_the_kit_catches_a_decoder_that_hangs() -> None:
+    with pytest.raises(AssertionError, match="did not finish"):
+        assert_rejects_malformed(Hangs, "H1\nAAAA", seconds=0.5)
+
+
+# -- the pieces ------------------------------------------------------------------------
+
+
+def test_importing_the_kit_and_its_plugin_does_not_import_hypothesis() -> None:
+    code = (
+        "import sys, freight.testing, freight.testing.pytest_plugin;"
+        " print('hypothesis' in sys.modules, 'freight.serialize' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.split() == ["False", "False"]
+
+
+@pytest.mark.parametrize(
+    ("actual", "expected"),
+    [
+        (1, 1.0),
+        ([1, 2], (1, 2)),
+        (0.0, -0.0),
+        ({"a": 1}, {"a": True}),
+        ({1, 2}, {1.0, 2}),
+        (np.zeros(3, dtype="float32"), np.zeros(3)),
+        (b"x", bytearray(b"x")),
+    ],
+)
+def test_same_value_is_type_strict(actual: Any, expected: Any) -> None:
+    with pytest.raises(AssertionError):
+        assert_same_value(actual, expected)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        math.nan,
+        [math.nan, {"x": (1, math.nan)}],
+        complex(math.nan, 1),
+        np.array([1.0, math.nan]),
+        __import__("decimal").Decimal("NaN"),
+    ],
+)
+def test_same_value_counts_nan_equal_to_nan(value: Any) -> None:
+    import copy
+
+    assert_same_value(copy.deepcopy(value), value)
+
+
+def test_examples_count_comes_from_the_option_the_environment_or_the_class(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from freight.testing.conformance import DEFAULT_EXAMPLES, examples_setting
+
+    monkeypatch.delenv("FREIGHT_EXAMPLES", raising=False)
+    assert examples_setting(None, None) == DEFAULT_EXAMPLES
+    assert examples_setting(None, 7) == 7
+    monkeypatch.setenv("FREIGHT_EXAMPLES", "300")
+    assert examples_setting(None, 7) == 300
