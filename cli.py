@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from freight.serialize import SerdeError, default_registry
+from freight.serialize import Property, SerdeError, default_registry
 from freight.serialize.explain import explain_call, format_table
 from freight.serialize.isolation import DEFAULT_TIMEOUT
 
@@ -111,11 +111,12 @@ def _positive_seconds(text: str) -> float:
 
 
 def _strategies(*, as_json: bool) -> int:
-    rows = []
-    for rec in default_registry():
+    registry = default_registry()
+    strategies = []
+    for rec in registry:
         s = rec.strategy
         status = "decode-only" if s.decode_only else "yes" if s.deprecated else "no"
-        rows.append(
+        strategies.append(
             {
                 "identifier": rec.identifier.rstrip("\n"),
                 "name": rec.name,
@@ -124,14 +125,43 @@ def _strategies(*, as_json: bool) -> int:
                 "plugin": rec.plugin.name,
                 "distribution": rec.plugin.distribution or "(run time)",
                 "deprecated": status,
+                "properties": _property_names(s.properties),
             }
         )
+    plugins = [
+        {
+            "plugin": status.name,
+            "distribution": status.distribution or "(run time)",
+            "state": status.state,
+            "identifiers": " ".join(i.rstrip("\n") for i in status.identifiers),
+            "reason": status.reason,
+        }
+        for status in registry.plugin_statuses()
+    ]
     if as_json:
-        for row in rows:
-            print(json.dumps(row))
-    else:
-        print(format_table(rows))
+        for row in strategies:
+            print(json.dumps({"record": "strategy", **row}))
+        for row in plugins:
+            print(json.dumps({"record": "plugin", **row}))
+        return 0
+    print(format_table(strategies))
+    print()
+    print(format_table(plugins))
+    for status in registry.plugin_statuses():
+        if status.state == "failed":
+            print(f"\nplugin {status.name!r} failed to load:\n{status.traceback}")
     return 0
+
+
+def _property_names(properties: Property) -> str:
+    return (
+        ",".join(
+            (p.name or "").lower().replace("_", "-")
+            for p in Property
+            if p in properties
+        )
+        or "-"
+    )
 
 
 def _check(

@@ -28,16 +28,20 @@ class FunctionCache:
 
     def __init__(self) -> None:
         self._entries: dict[_Key, tuple[Any, ...]] = {}
+        # One weak reference per live function; its death drops the function's
+        # entries.  (A per-entry callback closure would cost more on every put.)
+        self._refs: dict[int, weakref.ref[Any]] = {}
 
-    def get(self, fn: object, identifier: str, envelope: str) -> Any:
+    def get(self, fn: Any, identifier: str, envelope: str) -> Any:
         """The cached payload for ``fn``; ``None`` if there is none or it is stale."""
         entry = self._entries.get((id(fn), identifier, envelope))
         if entry is None:
             return None
         ref, code, defaults, kwdefaults, payload = entry
+        if ref() is not fn:
+            return None
         if (
-            ref() is fn
-            and fn.__code__ is code
+            fn.__code__ is code
             and fn.__defaults__ is defaults
             and fn.__kwdefaults__ is kwdefaults
         ):
@@ -48,23 +52,31 @@ class FunctionCache:
         """Remember ``payload`` for ``fn`` if ``fn`` is a plain Python function."""
         if type(fn) is not types.FunctionType:
             return
-        key = (id(fn), identifier, envelope)
-        entries = self._entries
-
-        def forget(_ref: object, key: _Key = key) -> None:
-            entries.pop(key, None)
-
-        self._entries[key] = (
-            weakref.ref(fn, forget),
+        ident = id(fn)
+        ref = self._refs.get(ident)
+        if ref is None or ref() is not fn:
+            ref = weakref.ref(fn, self._forget)
+            self._refs[ident] = ref
+        self._entries[(ident, identifier, envelope)] = (
+            ref,
             fn.__code__,
             fn.__defaults__,
             fn.__kwdefaults__,
             payload,
         )
 
+    def _forget(self, ref: weakref.ref[Any]) -> None:
+        """A cached function died: drop its entries (before its id is reused)."""
+        for ident, known in list(self._refs.items()):
+            if known is ref:
+                del self._refs[ident]
+                for key in [k for k in self._entries if k[0] == ident]:
+                    del self._entries[key]
+
     def clear(self) -> None:
         """Forget everything."""
         self._entries.clear()
+        self._refs.clear()
 
     def __len__(self) -> int:
         return len(self._entries)

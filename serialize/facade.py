@@ -221,24 +221,30 @@ class ComputeSerializer:
         Raises ``SerializationError`` (with the strategy's error as cause).
         """
         if not callable(data):
-            strategy = self.data_serializer
-            try:
-                return strategy.serialize(data)
-            except Exception as e:
-                raise _encode_failure(strategy, e) from e
+            return self._text(self.data_serializer, data)
+        payload: str = self._encode_code(data, "text", self._text)
+        return payload
+
+    def _encode_code(
+        self, fn: Any, envelope: str, make: Callable[[SerializationStrategy, Any], Any]
+    ) -> Any:
+        """``make(code_serializer, fn)``, through the function cache."""
         strategy = self.code_serializer
         cache = self._cache
-        if cache is not None:
-            cached: str | None = cache.get(data, strategy.identifier, "text")
-            if cached is not None:
-                return cached
+        if cache is None:
+            return make(strategy, fn)
+        made = cache.get(fn, strategy.identifier, envelope)
+        if made is None:
+            made = make(strategy, fn)
+            cache.put(fn, strategy.identifier, envelope, made)
+        return made
+
+    @staticmethod
+    def _text(strategy: SerializationStrategy, obj: Any) -> str:
         try:
-            payload = strategy.serialize(data)
+            return strategy.serialize(obj)
         except Exception as e:
             raise _encode_failure(strategy, e) from e
-        if cache is not None:
-            cache.put(data, strategy.identifier, "text", payload)
-        return payload
 
     def clear_cache(self) -> None:
         """Forget every cached function payload (see ``freight.serialize.cache``)."""
@@ -331,18 +337,10 @@ class ComputeSerializer:
         Out-of-band buffers are copied once, into the blob; ``dumps_frames``
         avoids even that.  Raises ``SerializationError``.
         """
-        if callable(obj):
-            return b"".join(self.dumps_frames(obj))
-        strategy = self.data_serializer
-        try:
-            body, buffers = strategy.to_frames(obj)
-        except Exception as e:
-            raise _encode_failure(strategy, e) from e
-        if buffers:
-            return b"".join([self._header(strategy, body, buffers), body, *buffers])
-        prefix, meta = self._heads.get(strategy) or self._head_for(strategy)
-        size = len(body) if type(body) is bytes else binary.nbytes(body)
-        return b"".join((prefix, _COUNTS(0, size, len(meta), 0), meta, body))
+        if not callable(obj):
+            return self._blob(self.data_serializer, obj)
+        # One cached form per function in the binary envelope: its frames.
+        return b"".join(self._encode_code(obj, "frames", self._frames))
 
     def dumps_frames(self, obj: Any) -> list[BufferLike]:
         """The binary message for ``obj`` as frames: ``[header, body, *buffers]``.
@@ -352,37 +350,36 @@ class ComputeSerializer:
         messages).  Keep ``obj`` unchanged until the frames are sent.
         """
         if not callable(obj):
-            strategy = self.data_serializer
-            try:
-                body, buffers = strategy.to_frames(obj)
-            except Exception as e:
-                raise _encode_failure(strategy, e) from e
-            return [self._header(strategy, body, buffers), body, *buffers]
-        strategy = self.code_serializer
-        cache = self._cache
-        if cache is not None:
-            cached: list[BufferLike] | None = cache.get(
-                obj, strategy.identifier, "frames"
-            )
-            if cached is not None:
-                return list(cached)
+            return list(self._frames(self.data_serializer, obj))
+        return list(self._encode_code(obj, "frames", self._frames))
+
+    def _frames(self, strategy: SerializationStrategy, obj: Any) -> tuple[Any, ...]:
+        body, buffers = self._to_frames(strategy, obj)
+        prefix, meta = self._heads.get(strategy) or self._head_for(strategy)
+        if buffers:
+            header = binary.message_header(prefix, body, buffers, meta)
+        else:
+            size = len(body) if type(body) is bytes else binary.nbytes(body)
+            header = b"".join((prefix, _COUNTS(0, size, len(meta), 0), meta))
+        return (header, body, *buffers)
+
+    def _blob(self, strategy: SerializationStrategy, obj: Any) -> bytes:
+        body, buffers = self._to_frames(strategy, obj)
+        prefix, meta = self._heads.get(strategy) or self._head_for(strategy)
+        if buffers:
+            header = binary.message_header(prefix, body, buffers, meta)
+            return b"".join([header, body, *buffers])
+        size = len(body) if type(body) is bytes else binary.nbytes(body)
+        return b"".join((prefix, _COUNTS(0, size, len(meta), 0), meta, body))
+
+    @staticmethod
+    def _to_frames(
+        strategy: SerializationStrategy, obj: Any
+    ) -> tuple[BufferLike, list[BufferLike]]:
         try:
-            body, buffers = strategy.to_frames(obj)
+            return strategy.to_frames(obj)
         except Exception as e:
             raise _encode_failure(strategy, e) from e
-        frames = [self._header(strategy, body, buffers), body, *buffers]
-        if cache is not None:
-            cache.put(obj, strategy.identifier, "frames", tuple(frames))
-        return frames
-
-    def _header(
-        self,
-        strategy: SerializationStrategy,
-        body: BufferLike,
-        buffers: list[BufferLike],
-    ) -> bytes:
-        prefix, meta = self._heads.get(strategy) or self._head_for(strategy)
-        return binary.message_header(prefix, body, buffers, meta)
 
     def _head_for(self, strategy: SerializationStrategy) -> tuple[bytes, bytes]:
         """The constant parts of ``strategy``'s message headers: the 12-byte

@@ -129,6 +129,11 @@ class StrategyConformance:
     strict_errors: ClassVar[bool] = False
     #: Hypothesis examples per property (``--freight-examples`` overrides it).
     max_examples: ClassVar[int | None] = None
+    #: The kinds of damage the malformed-input checks apply.  A pickle-family
+    #: strategy (not ``SAFE_FOR_UNTRUSTED``) may leave out "bit-flipped" and
+    #: "garbage": CPython's unpickler sizes its memo table by an index read from
+    #: the input, so a flipped byte can make it allocate and zero gigabytes.
+    damages: ClassVar[tuple[str, ...]] = DAMAGE
     #: Bytes of junk in "oversized" payloads.
     oversized_size: ClassVar[int] = 4 * MiB
     #: Seconds one malformed decode may take before it counts as a hang.
@@ -163,6 +168,9 @@ class StrategyConformance:
         unknown = sorted(set(cls.envelopes) - set(ENVELOPES))
         if unknown:
             raise TypeError(f"{cls.__name__}: unknown envelopes {unknown}")
+        unknown_damage = set(cls.damages) - set(DAMAGE)
+        if unknown_damage:
+            raise TypeError(f"{cls.__name__}: unknown damages {unknown_damage}")
         cls.__freight_conformance__ = True
 
     # -- parametrization --------------------------------------------------------------
@@ -172,8 +180,8 @@ class StrategyConformance:
         if "envelope" in names and "damage" in names:
             metafunc.parametrize(
                 ("envelope", "damage"),
-                [(e, d) for e in self.envelopes for d in DAMAGE],
-                ids=[f"{e}-{d}" for e in self.envelopes for d in DAMAGE],
+                [(e, d) for e in self.envelopes for d in self.damages],
+                ids=[f"{e}-{d}" for e in self.envelopes for d in self.damages],
             )
         elif "envelope" in names:
             metafunc.parametrize("envelope", self.envelopes)
@@ -530,7 +538,7 @@ def strategy_conformance(
     shape) is the domain the strategy promises to carry.  ``options`` set any other
     ``StrategyConformance`` attribute: ``envelopes``, ``registered``,
     ``strict_errors``, ``max_examples``, ``oversized_size``, ``decode_seconds``,
-    ``memory_limit``, ``hypothesis_settings``.
+    ``memory_limit``, ``damages``, ``hypothesis_settings``.
     """
     unknown = sorted(
         k

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from freight import cli
 from freight.cli import main
 
 CHECK_ME = """\
@@ -71,7 +72,8 @@ def test_strategies_prints_a_table_of_every_registered_strategy(
     code, out, _ = run(capsys, "strategies")
 
     assert code == 0
-    header, rule, *rows = out.splitlines()
+    strategies, plugins = out.split("\n\n")[:2]
+    header, rule, *rows = strategies.splitlines()
     assert header.split() == [
         "identifier",
         "name",
@@ -80,9 +82,35 @@ def test_strategies_prints_a_table_of_every_registered_strategy(
         "plugin",
         "distribution",
         "deprecated",
+        "properties",
     ]
     assert set(rule) <= {"-", " "}
     assert any(row.split()[:3] == ["01", "dill-code", "DillCode"] for row in rows)
+    json_row = next(row for row in rows if row.startswith("11 "))
+    assert json_row.split()[-1] == (
+        "safe-for-untrusted,portable,deterministic,cross-language"
+    )
+    header, rule, *rows = plugins.splitlines()
+    assert header.split()[:3] == ["plugin", "distribution", "state"]
+    assert any(row.split()[0] == "dill" and "loaded" in row for row in rows)
+
+
+def test_strategies_shows_plugins_that_were_blocked(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from freight.serialize import StrategyRegistry
+
+    monkeypatch.setenv("FREIGHT_BLOCK_PLUGINS", "msgpack")
+    monkeypatch.setattr(cli, "default_registry", StrategyRegistry)
+    code, out, _ = run(capsys, "strategies", "--json")
+
+    assert code == 0
+    plugins = {r["plugin"]: r for r in json_lines(out) if r["record"] == "plugin"}
+    assert plugins["msgpack"]["state"] == "blocked"
+    assert "FREIGHT_BLOCK_PLUGINS" in plugins["msgpack"]["reason"]
+    assert plugins["pickle"]["state"] == "loaded"
+    strategies = [r for r in json_lines(out) if r["record"] == "strategy"]
+    assert "mp" not in {r["identifier"] for r in strategies}
 
 
 def test_strategies_json_prints_one_object_per_strategy(
@@ -91,7 +119,9 @@ def test_strategies_json_prints_one_object_per_strategy(
     code, out, _ = run(capsys, "strategies", "--json")
 
     assert code == 0
-    rows = {row["identifier"]: row for row in json_lines(out)}
+    rows = {
+        row["identifier"]: row for row in json_lines(out) if row["record"] == "strategy"
+    }
     assert rows["01"]["class"] == "DillCode" and rows["01"]["kind"] == "code"
     assert rows["00"]["kind"] == "data"
     assert rows["02"]["deprecated"] == "decode-only"
