@@ -48,7 +48,7 @@ class FunctionCache:
             return payload
         return None
 
-    def put(self, fn: object, identifier: str, envelope: str, payload: Any) -> None:
+    def put(self, fn: Any, identifier: str, envelope: str, payload: Any) -> None:
         """Remember ``payload`` for ``fn`` if ``fn`` is a plain Python function."""
         if type(fn) is not types.FunctionType:
             return

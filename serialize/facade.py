@@ -415,7 +415,12 @@ class ComputeSerializer:
                     and end <= self.limits.max_size
                 ):
                     body = memoryview(data)[_HEADER_SIZE + meta :]
-                    return self._run_decoder(strategy, body, [])
+                    if self.limits is not DEFAULT_LIMITS:
+                        return self._run_decoder(strategy, body, [])
+                    try:
+                        return strategy.from_frames(body, [])
+                    except Exception as e:
+                        raise _decode_failure(strategy, e) from e
         elif isinstance(data, str):
             raise DeserializationError(
                 "loads() takes bytes, bytearray or memoryview, got str; text"
