@@ -19,9 +19,11 @@ peers you trust (the facade's allowlist enforces that per identifier).
 
 from __future__ import annotations
 
+import io
 import operator
 import pickle
 import sys
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from freight.serialize import (
@@ -161,6 +163,24 @@ class PickleData(_PickleFamily):
     name = "pickle"
     properties = Property.ZERO_COPY
 
+    def __init__(
+        self, allowed_globals: Mapping[str, Iterable[str] | str] | None = None
+    ) -> None:
+        """``allowed_globals`` restricts decoding to the classes and functions it
+        names, ``{module: names}`` or ``{module: "*"}`` (see ``GlobalsAllowlist``;
+        ``SAFE_DATA_GLOBALS`` is a starting point); ``None`` (the registered
+        instance) decodes anything.  Use a restricted instance as a serializer's
+        data strategy: it is then the one that decodes ``p5`` payloads::
+
+            ComputeSerializer(strategy_data=PickleData(SAFE_DATA_GLOBALS))
+        """
+        self.allowed_globals = (
+            None if allowed_globals is None else GlobalsAllowlist(allowed_globals)
+        )
+
+    def decode(self, data: bytes) -> Any:
+        return self._loads(data, ())
+
     def encode(self, obj: Any) -> bytes:
         if type(obj) is memoryview:
             # Plain pickle refuses memoryviews; rebuild one from its bytes instead,
@@ -191,7 +211,95 @@ class PickleData(_PickleFamily):
     def from_frames(self, body: memoryview, buffers: list[memoryview]) -> Any:
         if body and body[0] == _RAW:
             return _raw_from_frames(body, buffers)
-        return pickle.loads(body, buffers=buffers)
+        return self._loads(body, buffers)
+
+    def _loads(self, data: Any, buffers: Iterable[Any]) -> Any:
+        allowed = self.allowed_globals
+        if allowed is None:
+            return pickle.loads(data, buffers=buffers)
+        return _RestrictedUnpickler(io.BytesIO(data), allowed, buffers).load()
+
+
+class GlobalsAllowlist:
+    """The modules and names a restricted unpickler may load (``find_class``).
+
+    Every class or function a pickle reaches -- to construct an object or to call
+    it -- is looked up by ``find_class``, so refusing names there is what keeps a
+    payload from calling ``os.system``.  It restricts *what can run*, not *how much
+    memory* a payload may ask a permitted constructor for.
+    """
+
+    def __init__(self, allowed: Mapping[str, Iterable[str] | str]) -> None:
+        self._modules: dict[str, frozenset[str] | None] = {}
+        for module, names in allowed.items():
+            if names == "*":
+                self._modules[module] = None
+            elif isinstance(names, str):
+                raise TypeError(
+                    f"allowed names for {module!r} must be a collection of names or"
+                    f' "*", got the string {names!r}'
+                )
+            else:
+                self._modules[module] = frozenset(names)
+
+    def allows(self, module: str, name: str) -> bool:
+        """Whether ``module.name`` may be loaded."""
+        if module not in self._modules:
+            return False
+        names = self._modules[module]
+        return names is None or name in names
+
+    def __repr__(self) -> str:
+        return f"GlobalsAllowlist({sorted(self._modules)})"
+
+
+#: Plain data types and the functions numpy's pickles need to rebuild arrays: a
+#: starting point for ``PickleData(allowed_globals=...)``.  Nothing here runs code
+#: beyond constructing these types.
+SAFE_DATA_GLOBALS: dict[str, Iterable[str] | str] = {
+    "builtins": {
+        "set",
+        "frozenset",
+        "complex",
+        "bytearray",
+        "bytes",
+        "slice",
+        "range",
+        "list",
+        "dict",
+        "tuple",
+        "int",
+        "float",
+        "str",
+        "bool",
+    },
+    "datetime": {"datetime", "date", "time", "timedelta", "timezone"},
+    "decimal": {"Decimal"},
+    "fractions": {"Fraction"},
+    "uuid": {"UUID"},
+    "collections": {"OrderedDict", "deque", "defaultdict", "Counter"},
+    "numpy": {"dtype", "ndarray"},
+    "numpy.core.multiarray": {"_reconstruct", "scalar"},
+    "numpy._core.multiarray": {"_reconstruct", "scalar"},
+    "numpy.core.numeric": {"_frombuffer"},
+    "numpy._core.numeric": {"_frombuffer"},
+}
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    def __init__(
+        self, file: io.BytesIO, allowed: GlobalsAllowlist, buffers: Iterable[Any]
+    ) -> None:
+        super().__init__(file, buffers=buffers)
+        self._allowed = allowed
+
+    def find_class(self, module: str, name: str) -> Any:
+        if not self._allowed.allows(module, name):
+            raise DeserializationError(
+                f"PickleData: {module}.{name} is not in the unpickler's allowed"
+                f" globals ({self._allowed!r}); the payload was not decoded"
+            )
+        return super().find_class(module, name)
 
 
 class CloudPickleCode(_PickleFamily):

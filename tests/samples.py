@@ -56,3 +56,18 @@ def by_value(source: str, name: str) -> Callable[..., Any]:
     namespace: dict[str, Any] = {"__name__": "__freight_by_value__"}
     exec(compile(source, filename, "exec"), namespace)
     return namespace[name]  # type: ignore[no-any-return]
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal, and of the same types all the way down; floats compare by ``repr``
+    so that ``-0.0`` differs from ``0.0`` and ``nan`` matches ``nan``; dict keys
+    compare in order."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, float):
+        return repr(a) == repr(b)
+    if isinstance(a, list | tuple):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
+    return bool(a == b)

@@ -25,6 +25,7 @@ import pytest
 import samples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from samples import same
 
 import freight.serialize as F
 from freight.plugins import dill_strategies
@@ -41,19 +42,6 @@ def body(payload: str) -> bytes:
 
 def made_by_dill(payload: str) -> bool:
     return b"dill" in body(payload)
-
-
-def same(a: Any, b: Any) -> bool:
-    """Equal and of the same types all the way down (floats by ``repr``)."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, float):
-        return repr(a) == repr(b)
-    if isinstance(a, list | tuple):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, dict):
-        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
-    return bool(a == b)
 
 
 @pytest.fixture

@@ -27,6 +27,7 @@ import pytest
 import samples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from samples import same
 
 from freight.plugins import msgpack_strategies, pickle_strategies
 from freight.plugins.msgpack_strategies import BLOB_EXT, MsgpackData
@@ -60,19 +61,6 @@ envelopes = pytest.mark.parametrize("envelope", sorted(ENVELOPES))
 
 def round_trip(serializer: ComputeSerializer, value: Any, envelope: str) -> Any:
     return ENVELOPES[envelope](serializer, value)
-
-
-def same(a: Any, b: Any) -> bool:
-    """Equal and of the same types all the way down (floats by ``repr``)."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, float):
-        return repr(a) == repr(b)
-    if isinstance(a, list | tuple):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, dict):
-        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
-    return bool(a == b)
 
 
 def pickle_body(serializer: ComputeSerializer, value: Any) -> bytes:

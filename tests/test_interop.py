@@ -45,6 +45,7 @@ from globus_compute_sdk.serialize import concretes as ref_concretes
 from globus_compute_sdk.serialize import utils as ref_utils
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from samples import same
 
 import freight.serialize as F
 
@@ -114,20 +115,6 @@ def freight_serializer(*, code: str | None = None, data: str | None = None) -> A
 #: Decoders with no allowlist, as a receiving side with default settings has.
 REF_DECODER = R.ComputeSerializer()
 FREIGHT_DECODER = F.ComputeSerializer()
-
-
-def same(a: Any, b: Any) -> bool:
-    """Equal, and of the same types all the way down; floats compare by ``repr``
-    so that ``-0.0`` differs from ``0.0`` and ``nan`` matches ``nan``."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, float):
-        return repr(a) == repr(b)
-    if isinstance(a, list | tuple):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, dict):
-        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
-    return bool(a == b)
 
 
 def json_normal(value: Any) -> Any:
