@@ -48,6 +48,8 @@ MESSAGE_HEADER_SIZE = _PREFIX.size + _COUNTS.size  # 32
 #: Bytes 12-31 of a message header with the reserved word included: N, B, M, 0.
 #: For callers' fast paths, which must still check what ``parse_blob`` checks.
 COUNTS_AND_RESERVED = struct.Struct("<IQII")
+#: The whole fixed header as (12-byte prefix, N, B, M, reserved), for the same.
+PREFIX_COUNTS_AND_RESERVED = struct.Struct("<12sIQII")
 BUNDLE_HEADER_SIZE = _BUNDLE.size  # 16
 
 _PYTHON = (sys.version_info.major, sys.version_info.minor)

@@ -166,7 +166,7 @@ class ComputeSerializer:
         self.policy = policy or Policy()
         self.limits = limits or DEFAULT_LIMITS
         self._cache = FunctionCache() if cache_code else None
-        self._heads: dict[SerializationStrategy, tuple[bytes, bytes]] = {}
+        self._heads: dict[SerializationStrategy, _Headers] = {}
         self.code_serializer: SerializationStrategy = self._select(
             strategy_code, DEFAULT_CODE_STRATEGY, for_code=True
         )
@@ -337,10 +337,18 @@ class ComputeSerializer:
         Out-of-band buffers are copied once, into the blob; ``dumps_frames``
         avoids even that.  Raises ``SerializationError``.
         """
-        if not callable(obj):
-            return self._blob(self.data_serializer, obj)
-        # One cached form per function in the binary envelope: its frames.
-        return b"".join(self._encode_code(obj, "frames", self._frames))
+        if callable(obj):
+            # One cached form per function in the binary envelope: its frames.
+            return b"".join(self._encode_code(obj, "frames", self._frames))
+        strategy = self.data_serializer
+        try:
+            body, buffers = strategy.to_frames(obj)
+        except Exception as e:
+            raise _encode_failure(strategy, e) from e
+        if not buffers and type(body) is bytes:
+            heads = self._heads.get(strategy) or self._head_for(strategy)
+            return heads.header(len(body)) + body
+        return b"".join(self._assemble(strategy, body, buffers))
 
     def dumps_frames(self, obj: Any) -> list[BufferLike]:
         """The binary message for ``obj`` as frames: ``[header, body, *buffers]``.
@@ -354,42 +362,34 @@ class ComputeSerializer:
         return list(self._encode_code(obj, "frames", self._frames))
 
     def _frames(self, strategy: SerializationStrategy, obj: Any) -> tuple[Any, ...]:
-        body, buffers = self._to_frames(strategy, obj)
-        prefix, meta = self._heads.get(strategy) or self._head_for(strategy)
-        if buffers:
-            header = binary.message_header(prefix, body, buffers, meta)
-        else:
-            size = len(body) if type(body) is bytes else binary.nbytes(body)
-            header = b"".join((prefix, _COUNTS(0, size, len(meta), 0), meta))
-        return (header, body, *buffers)
-
-    def _blob(self, strategy: SerializationStrategy, obj: Any) -> bytes:
-        body, buffers = self._to_frames(strategy, obj)
-        prefix, meta = self._heads.get(strategy) or self._head_for(strategy)
-        if buffers:
-            header = binary.message_header(prefix, body, buffers, meta)
-            return b"".join([header, body, *buffers])
-        size = len(body) if type(body) is bytes else binary.nbytes(body)
-        return b"".join((prefix, _COUNTS(0, size, len(meta), 0), meta, body))
-
-    @staticmethod
-    def _to_frames(
-        strategy: SerializationStrategy, obj: Any
-    ) -> tuple[BufferLike, list[BufferLike]]:
         try:
-            return strategy.to_frames(obj)
+            body, buffers = strategy.to_frames(obj)
         except Exception as e:
             raise _encode_failure(strategy, e) from e
+        return self._assemble(strategy, body, buffers)
 
-    def _head_for(self, strategy: SerializationStrategy) -> tuple[bytes, bytes]:
-        """The constant parts of ``strategy``'s message headers: the 12-byte
-        prefix and the producer metadata."""
-        head = (
+    def _assemble(
+        self,
+        strategy: SerializationStrategy,
+        body: BufferLike,
+        buffers: list[BufferLike],
+    ) -> tuple[Any, ...]:
+        """``(header, body, *buffers)`` for a message ``strategy`` made."""
+        heads = self._heads.get(strategy) or self._head_for(strategy)
+        if buffers:
+            header = binary.message_header(heads.prefix, body, buffers, heads.meta)
+        else:
+            size = len(body) if type(body) is bytes else binary.nbytes(body)
+            header = heads.header(size)
+        return (header, body, *buffers)
+
+    def _head_for(self, strategy: SerializationStrategy) -> _Headers:
+        heads = _Headers(
             binary.message_prefix(strategy.identifier, text_body=strategy.text_body),
             _producer_metadata(strategy),
         )
-        self._heads[strategy] = head
-        return head
+        self._heads[strategy] = heads
+        return heads
 
     def loads(self, data: BufferLike) -> Any:
         """The object a ``dumps`` blob represents.
@@ -404,9 +404,9 @@ class ComputeSerializer:
             # The common case -- a blob with no out-of-band buffers whose 12-byte
             # prefix this serializer has already validated and admitted -- checks
             # the rest of the header inline, as parse_blob would.
-            strategy = self._decoders.get(data[:12])
+            prefix, n, size, meta, reserved = _FIXED_UNPACK(data)
+            strategy = self._decoders.get(prefix)
             if strategy is not None:
-                n, size, meta, reserved = _COUNTS_UNPACK(data, 12)
                 end = len(data)
                 if (
                     not n
@@ -655,6 +655,29 @@ class ComputeSerializer:
         raise DeserializationError(textwrap.indent(msg, " "))
 
 
+class _Headers:
+    """A strategy's message headers in this process: the constant prefix and
+    metadata, and whole headers of buffer-free messages with small bodies, cached
+    by body size (a small payload's header is then one dict lookup)."""
+
+    __slots__ = ("_small", "meta", "prefix")
+    _SMALL = 1024
+
+    def __init__(self, prefix: bytes, meta: bytes) -> None:
+        self.prefix = prefix
+        self.meta = meta
+        self._small: dict[int, bytes] = {}
+
+    def header(self, size: int) -> bytes:
+        """The header of a message with a ``size``-byte body and no buffers."""
+        header = self._small.get(size)
+        if header is None:
+            header = self.prefix + _COUNTS(0, size, len(self.meta), 0) + self.meta
+            if size < self._SMALL:
+                self._small[size] = header
+        return header
+
+
 class VersionMismatchWarning(UserWarning):
     """A code payload made by another Python minor version is being decoded with a
     strategy that is not portable across versions."""
@@ -664,6 +687,7 @@ _PYTHON = sys.version_info[:2]
 _HEADER_SIZE = binary.MESSAGE_HEADER_SIZE
 _COUNTS = binary.COUNTS_AND_RESERVED.pack
 _COUNTS_UNPACK = binary.COUNTS_AND_RESERVED.unpack_from
+_FIXED_UNPACK = binary.PREFIX_COUNTS_AND_RESERVED.unpack_from
 
 
 def _producer_metadata(strategy: SerializationStrategy) -> bytes:
