@@ -46,6 +46,7 @@ from freight.serialize import (
     SerializationError,
     hookimpl,
 )
+from freight.serialize.limits import check_depth, depth_exceeded
 
 #: The msgpack extension type that stands for an out-of-band blob.
 BLOB_EXT = 70
@@ -86,7 +87,7 @@ class MsgpackData(BytesStrategy):
         return _pack(obj, _blob_view)  # blobs as memoryviews: msgpack packs bin
 
     def decode(self, data: bytes) -> Any:
-        return _unpack(data, [])
+        return _unpack_within_limits(data, [])
 
     def to_frames(self, obj: Any) -> tuple[bytes, list[Any]]:
         kind = type(obj)
@@ -106,7 +107,7 @@ class MsgpackData(BytesStrategy):
         return _pack(obj, out_of_band), buffers
 
     def from_frames(self, body: memoryview, buffers: list[memoryview]) -> Any:
-        return _unpack(body, buffers)
+        return _unpack_within_limits(body, buffers)
 
 
 def _pack(obj: Any, default: Any) -> bytes:
@@ -159,6 +160,17 @@ def _flat(view: memoryview) -> memoryview:
     if view.ndim == 1 and view.format == "B":
         return view
     return view.cast("B")
+
+
+def _unpack_within_limits(body: Any, buffers: list[memoryview]) -> Any:
+    """``_unpack`` under the active decode limits' ``max_depth`` (msgpack's own
+    stack bound, 1024 levels, is reported as that limit too)."""
+    try:
+        value = _unpack(body, buffers)
+    except msgpack.StackError as e:
+        raise depth_exceeded(e, "the msgpack document") from e
+    check_depth(value, "the msgpack document")
+    return value
 
 
 def _unpack(body: Any, buffers: list[memoryview]) -> Any:

@@ -264,3 +264,16 @@ def test_portable_code_and_data_from_another_python_do_not_warn():
 
 def _plus_one(x):
     return x + 1
+
+
+def test_max_depth_is_enforced_for_msgpack():
+    shallow = ComputeSerializer(strategy_data="msgpack", limits=Limits(max_depth=3))
+    with pytest.raises(DeserializationError, match="max_depth=3"):
+        shallow.loads(ComputeSerializer(strategy_data="msgpack").dumps([[[[1]]]]))
+    assert shallow.loads(shallow.dumps([[1]])) == [[1]]
+    # Deeper than msgpack's own stack: still a DeserializationError naming the limit.
+    deep = b"\x91" * 5000 + b"\x01"
+    prefix = bytes(shallow.dumps_frames(1)[0][:12])
+    frames = [binary.message_header(prefix, deep, []), deep]
+    with pytest.raises(DeserializationError, match="max_depth"):
+        ComputeSerializer(strategy_data="msgpack").loads_frames(frames)
