@@ -56,22 +56,11 @@ _PYTHON = (sys.version_info.major, sys.version_info.minor)
 
 
 @dataclass(frozen=True, slots=True)
-class Message:
-    """A parsed message: what its header says, and views of its frames."""
+class Header:
+    """What a message's fixed 32-byte header says."""
 
-    #: The first 12 header bytes (magic to identifier): equal prefixes mean the same
+    #: The first 12 bytes (magic to identifier): equal prefixes mean the same
     #: format version, flags, producer Python and strategy.
-    prefix: bytes
-    identifier: str
-    python: tuple[int, int]
-    text_body: bool
-    metadata: memoryview
-    body: memoryview
-    buffers: list[memoryview]
-
-
-@dataclass(frozen=True, slots=True)
-class _Header:
     prefix: bytes
     identifier: str
     python: tuple[int, int]
@@ -81,6 +70,32 @@ class _Header:
     metadata_length: int
     #: Offset just past the fixed 32 bytes.
     end: int
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A parsed message: its header, and views of its metadata and frames."""
+
+    header: Header
+    metadata: memoryview
+    body: memoryview
+    buffers: list[memoryview]
+
+    @property
+    def prefix(self) -> bytes:
+        return self.header.prefix
+
+    @property
+    def identifier(self) -> str:
+        return self.header.identifier
+
+    @property
+    def python(self) -> tuple[int, int]:
+        return self.header.python
+
+    @property
+    def text_body(self) -> bool:
+        return self.header.text_body
 
 
 def message_prefix(identifier: str, *, text_body: bool) -> bytes:
@@ -161,7 +176,7 @@ def parse_message(
             )
         buffers.append(view)
     metadata = header_view[meta_start:]
-    return _message(header, metadata, body, buffers)
+    return Message(header, metadata, body, buffers)
 
 
 def parse_blob(data: BufferLike, limits: Limits = DEFAULT_LIMITS) -> Message:
@@ -202,17 +217,17 @@ def _parse_blob_at(view: memoryview, start: int, limits: Limits) -> tuple[Messag
     for length in lengths:
         buffers.append(view[pos : pos + length])
         pos += length
-    return _message(header, metadata, body, buffers), pos
+    return Message(header, metadata, body, buffers), pos
 
 
-def _lengths(view: memoryview, header: _Header) -> list[int]:
+def _lengths(view: memoryview, header: Header) -> list[int]:
     return [
         _LENGTH.unpack_from(view, header.end + 8 * i)[0]
         for i in range(header.buffer_count)
     ]
 
 
-def _parse_header(view: memoryview, start: int) -> _Header:
+def _parse_header(view: memoryview, start: int) -> Header:
     """Validate the fixed 32-byte header at ``start``."""
     remaining = len(view) - start
     if remaining < MESSAGE_HEADER_SIZE:
@@ -245,7 +260,7 @@ def _parse_header(view: memoryview, start: int) -> _Header:
             f"non-zero reserved bytes in the header at offset {start}"
         )
     n, body_len, meta_len = _COUNTS.unpack_from(view, start + _PREFIX.size)
-    return _Header(
+    return Header(
         prefix=bytes(view[start : start + _PREFIX.size]),
         identifier=ident.decode("ascii"),
         python=(major, minor),
@@ -254,20 +269,6 @@ def _parse_header(view: memoryview, start: int) -> _Header:
         body_length=body_len,
         metadata_length=meta_len,
         end=start + MESSAGE_HEADER_SIZE,
-    )
-
-
-def _message(
-    header: _Header, metadata: memoryview, body: memoryview, buffers: list[memoryview]
-) -> Message:
-    return Message(
-        prefix=header.prefix,
-        identifier=header.identifier,
-        python=header.python,
-        text_body=header.text_body,
-        metadata=metadata,
-        body=body,
-        buffers=buffers,
     )
 
 
