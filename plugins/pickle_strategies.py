@@ -139,7 +139,9 @@ class _PickleFamily(BytesStrategy):
         return dumps_frames(obj)
 
     def from_frames(self, body: memoryview, buffers: list[memoryview]) -> Any:
-        return pickle.loads(body, buffers=buffers)
+        if buffers:
+            return pickle.loads(body, buffers=buffers)
+        return pickle.loads(body)
 
 
 class PickleData(_PickleFamily):
