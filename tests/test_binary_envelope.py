@@ -33,6 +33,7 @@ import dill
 import numpy as np
 import pytest
 import samples
+from buffer_strategy import RawBuffers
 
 from freight.plugins import (
     combo_strategies,
@@ -45,7 +46,6 @@ from freight.serialize import (
     ComputeSerializer,
     DeserializationError,
     SerdeError,
-    SerializationError,
     StrategyRegistry,
     hookimpl,
 )
@@ -133,53 +133,6 @@ def patched(data: bytes, offset: int, fmt: str, value: int) -> bytes:
 
 
 # -- test-local strategies -------------------------------------------------------------
-
-
-class RawBuffers(BytesStrategy):
-    """A list of buffers (bytes-likes and numpy arrays), each its own out-of-band
-    frame; the body is a JSON list describing them.  Buffer-aware: encode hands the
-    objects' own memory to the envelope, decode returns views of the frames."""
-
-    identifier = "T0\n"
-    for_code = False
-    name = "test-raw-buffers"
-
-    _DTYPES = frozenset(
-        np.dtype(t).str for t in ("u1", "i4", "i8", "f4", "f8", "<f8", ">f8")
-    )
-
-    def to_frames(self, obj: Any) -> tuple[bytes, list[Any]]:
-        descriptors: list[Any] = []
-        buffers: list[Any] = []
-        for item in obj:
-            if isinstance(item, np.ndarray):
-                descriptors.append({"dtype": item.dtype.str, "shape": item.shape})
-                buffers.append(PickleBuffer(item).raw())  # the array's memory
-            else:
-                descriptors.append(None)
-                buffers.append(memoryview(item))
-        return json.dumps(descriptors).encode(), buffers
-
-    def from_frames(self, body: memoryview, buffers: list[memoryview]) -> Any:
-        descriptors = json.loads(str(body, "utf-8"))
-        if not isinstance(descriptors, list) or len(descriptors) != len(buffers):
-            raise ValueError("descriptors do not match the buffers")
-        out: list[Any] = []
-        for descriptor, buffer in zip(descriptors, buffers, strict=True):
-            if descriptor is None:
-                out.append(buffer)
-                continue
-            if descriptor["dtype"] not in self._DTYPES:
-                raise ValueError(f"dtype {descriptor['dtype']!r} not allowed")
-            array = np.frombuffer(buffer, dtype=descriptor["dtype"])
-            out.append(array.reshape(descriptor["shape"]))
-        return out
-
-    def encode(self, obj: Any) -> bytes:
-        raise SerializationError("test-raw-buffers travels in the binary envelope")
-
-    def decode(self, data: bytes) -> Any:
-        raise ValueError("test-raw-buffers travels in the binary envelope")
 
 
 class SpyData(BytesStrategy):

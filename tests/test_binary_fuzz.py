@@ -30,7 +30,6 @@ Examples per test: ``max_examples`` is 200 by default (the file runs in well und
 
 from __future__ import annotations
 
-import json
 import os
 import pickletools
 import re
@@ -45,6 +44,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from buffer_strategy import RawBuffers
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
@@ -52,11 +52,9 @@ from hypothesis.control import currently_in_test_context
 from freight.plugins import json_strategies
 from freight.plugins.dill_strategies import DillDataBase64
 from freight.serialize import (
-    BytesStrategy,
     ComputeSerializer,
     DeserializationError,
     Property,
-    SerializationError,
     StrategyRegistry,
     TextStrategy,
     hookimpl,
@@ -140,50 +138,6 @@ class GuardedDillData(DillDataBase64):
     def decode(self, data: bytes) -> Any:
         refuse_unsafe_pickle(data)
         return super().decode(data)
-
-
-class RawBuffers(BytesStrategy):
-    """A list of buffers (bytes-likes, numpy arrays), each its own out-of-band
-    frame; the body is a JSON list describing them."""
-
-    identifier = "T0\n"
-    for_code = False
-    name = "fuzz-raw-buffers"
-
-    _DTYPES = frozenset(np.dtype(t).str for t in ("u1", "i4", "i8", "f8", ">f8"))
-
-    def to_frames(self, obj: Any) -> tuple[bytes, list[Any]]:
-        descriptors: list[Any] = []
-        buffers: list[Any] = []
-        for item in obj:
-            if isinstance(item, np.ndarray):
-                descriptors.append({"dtype": item.dtype.str, "shape": item.shape})
-                buffers.append(PickleBuffer(item).raw())
-            else:
-                descriptors.append(None)
-                buffers.append(memoryview(item))
-        return json.dumps(descriptors).encode(), buffers
-
-    def from_frames(self, body: memoryview, buffers: list[memoryview]) -> Any:
-        descriptors = json.loads(str(body, "utf-8"))
-        if not isinstance(descriptors, list) or len(descriptors) != len(buffers):
-            raise ValueError("descriptors do not match the buffers")
-        out: list[Any] = []
-        for descriptor, buffer in zip(descriptors, buffers, strict=True):
-            if descriptor is None:
-                out.append(buffer)
-                continue
-            if descriptor["dtype"] not in self._DTYPES:
-                raise ValueError("dtype not allowed")
-            array = np.frombuffer(buffer, dtype=descriptor["dtype"])
-            out.append(array.reshape(descriptor["shape"]))
-        return out
-
-    def encode(self, obj: Any) -> bytes:
-        raise SerializationError("binary envelope only")
-
-    def decode(self, data: bytes) -> Any:
-        raise ValueError("binary envelope only")
 
 
 def _double(x: int) -> int:
@@ -270,7 +224,7 @@ def _frames(s: ComputeSerializer, obj: Any) -> list[bytes]:
 MESSAGE_SEEDS: list[list[bytes]] = (
     [_frames(_encoder("json"), v) for v in PLAIN_VALUES if not isinstance(v, bytes)]
     + [_frames(_encoder("fuzz-dill-data"), v) for v in PLAIN_VALUES]
-    + [_frames(_encoder("fuzz-raw-buffers"), v) for v in BUFFER_VALUES]
+    + [_frames(_encoder("test-raw-buffers"), v) for v in BUFFER_VALUES]
     + [_frames(_encoder("json"), _double)]
 )
 DATA_SEEDS = MESSAGE_SEEDS[:-1]
