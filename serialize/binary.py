@@ -114,18 +114,14 @@ def message_header(
 ) -> bytes:
     """The header frame for ``body``, ``buffers`` and ``metadata`` after ``prefix``."""
     if not buffers:
-        return prefix + _COUNTS.pack(0, _nbytes(body), len(metadata)) + metadata
-    lengths = b"".join([_LENGTH.pack(_nbytes(b)) for b in buffers])
-    counts = _COUNTS.pack(len(buffers), _nbytes(body), len(metadata))
+        return prefix + _COUNTS.pack(0, nbytes(body), len(metadata)) + metadata
+    lengths = b"".join([_LENGTH.pack(nbytes(b)) for b in buffers])
+    counts = _COUNTS.pack(len(buffers), nbytes(body), len(metadata))
     return prefix + counts + lengths + metadata
 
 
 def nbytes(buffer: BufferLike) -> int:
     """The size in bytes of any buffer-protocol object."""
-    return _nbytes(buffer)
-
-
-def _nbytes(buffer: BufferLike) -> int:
     if type(buffer) is bytes:
         return len(buffer)
     with memoryview(buffer) as view:

@@ -260,7 +260,7 @@ class ComputeSerializer:
         failure (its name in the message, its exception chained).
         """
         if not isinstance(payload, str):
-            hint = " (binary payloads go to loads())" if _is_bytes(payload) else ""
+            hint = " (binary payloads go to loads())" if _is_buffer(payload) else ""
             raise DeserializationError(
                 f"expected a str payload, got {type(payload).__name__}{hint}"
             )
@@ -415,12 +415,7 @@ class ComputeSerializer:
                     and end <= self.limits.max_size
                 ):
                     body = memoryview(data)[_HEADER_SIZE + meta :]
-                    if self.limits is not DEFAULT_LIMITS:
-                        return self._run_decoder(strategy, body, [])
-                    try:
-                        return strategy.from_frames(body, [])
-                    except Exception as e:
-                        raise _decode_failure(strategy, e) from e
+                    return self._run_decoder(strategy, body, [])
         elif isinstance(data, str):
             raise DeserializationError(
                 "loads() takes bytes, bytearray or memoryview, got str; text"
@@ -433,10 +428,14 @@ class ComputeSerializer:
         if type(frames) is list and len(frames) == 2:
             # The common case, as in loads(): an admitted prefix, no buffers.
             header, body = frames
-            if type(header) is bytes and type(body) is bytes:
-                strategy = self._decoders.get(header[:12])
-                if strategy is not None and len(header) >= _HEADER_SIZE:
-                    n, size, meta, reserved = _COUNTS_UNPACK(header, 12)
+            if (
+                type(header) is bytes
+                and type(body) is bytes
+                and len(header) >= _HEADER_SIZE
+            ):
+                prefix, n, size, meta, reserved = _FIXED_UNPACK(header)
+                strategy = self._decoders.get(prefix)
+                if strategy is not None:
                     if (
                         not n
                         and not reserved
@@ -489,12 +488,6 @@ class ComputeSerializer:
             raise _decode_failure(strategy, e) from e
 
     def _decoder_for(self, message: binary.Message) -> SerializationStrategy:
-        if message.identifier not in self._admitted:
-            if self.registry.by_identifier(message.identifier) is None:
-                raise DeserializationError(
-                    f"unknown strategy identifier {message.identifier!r} in the"
-                    " binary header"
-                )
         strategy = self._admitted.get(message.identifier) or self._admit(
             message.identifier
         )
@@ -686,7 +679,6 @@ class VersionMismatchWarning(UserWarning):
 _PYTHON = sys.version_info[:2]
 _HEADER_SIZE = binary.MESSAGE_HEADER_SIZE
 _COUNTS = binary.COUNTS_AND_RESERVED.pack
-_COUNTS_UNPACK = binary.COUNTS_AND_RESERVED.unpack_from
 _FIXED_UNPACK = binary.PREFIX_COUNTS_AND_RESERVED.unpack_from
 
 
@@ -745,7 +737,3 @@ def _is_buffer(value: object) -> bool:
     except TypeError:
         return False
     return True
-
-
-def _is_bytes(value: object) -> bool:
-    return isinstance(value, bytes | bytearray | memoryview)
