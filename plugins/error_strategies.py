@@ -78,7 +78,7 @@ class ExceptionData(TextStrategy):
             allow_nan=False,
         )
 
-    def from_frames(self, body: memoryview, buffers: list[memoryview]) -> Any:
+    def from_frames(self, body: bytes | memoryview, buffers: list[memoryview]) -> Any:
         try:
             return super().from_frames(body, buffers)
         except UnicodeDecodeError as e:

@@ -106,7 +106,7 @@ class MsgpackData(BytesStrategy):
 
         return _pack(obj, out_of_band), buffers
 
-    def from_frames(self, body: memoryview, buffers: list[memoryview]) -> Any:
+    def from_frames(self, body: bytes | memoryview, buffers: list[memoryview]) -> Any:
         return _unpack_within_limits(body, buffers)
 
 

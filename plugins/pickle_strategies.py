@@ -19,11 +19,12 @@ peers you trust (the facade's allowlist enforces that per identifier).
 
 from __future__ import annotations
 
+import functools
 import io
 import operator
 import pickle
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from freight.serialize import (
@@ -71,8 +72,11 @@ def _by_value_modules() -> bool:
     """Whether modules were registered with ``cloudpickle.register_pickle_by_value``;
     plain pickle would send their objects by reference, so everything goes through
     cloudpickle then.  (cloudpickle is only consulted once something imported it.)"""
-    cp = sys.modules.get("cloudpickle.cloudpickle")
-    return cp is not None and bool(getattr(cp, "_PICKLE_BY_VALUE_MODULES", None))
+    cp = _modules.get("cloudpickle.cloudpickle")
+    return cp is not None and bool(cp._PICKLE_BY_VALUE_MODULES)
+
+
+_modules = sys.modules
 
 
 def _cloudpickle() -> Any:
@@ -138,10 +142,13 @@ class _PickleFamily(BytesStrategy):
     def to_frames(self, obj: Any) -> tuple[BufferLike, list[BufferLike]]:
         return dumps_frames(obj)
 
-    def from_frames(self, body: memoryview, buffers: list[memoryview]) -> Any:
+    def from_frames(self, body: bytes | memoryview, buffers: list[memoryview]) -> Any:
         if buffers:
             return pickle.loads(body, buffers=buffers)
         return pickle.loads(body)
+
+    def body_decoder(self) -> Callable[[bytes | memoryview], Any]:
+        return pickle.loads
 
 
 class PickleData(_PickleFamily):
@@ -195,22 +202,11 @@ class PickleData(_PickleFamily):
         if kind in _SCALARS:
             # Nothing to hand out of band and nothing that can name __main__.
             return pickle.dumps(obj, PROTOCOL), []
-        if kind is bytes:
-            if len(obj) >= RAW_BYTES_THRESHOLD:
-                return _RAW_BYTES, [obj]
-            return pickle.dumps(obj, PROTOCOL), []
-        elif kind is str:
-            if len(obj) >= RAW_STR_THRESHOLD:
-                return _RAW_STR, [obj.encode("utf-8", "surrogatepass")]
-            return pickle.dumps(obj, PROTOCOL), []
-        elif kind is bytearray:
-            if len(obj) >= RAW_BYTES_THRESHOLD:
-                return _RAW_BYTEARRAY, [obj]
-        elif kind is memoryview:
-            return _memoryview_frames(obj)
+        if kind in _TOP_LEVEL_BUFFERS:
+            return _top_level_frames(obj, kind)
         return dumps_frames(obj)
 
-    def from_frames(self, body: memoryview, buffers: list[memoryview]) -> Any:
+    def from_frames(self, body: bytes | memoryview, buffers: list[memoryview]) -> Any:
         if body and body[0] == _RAW:
             return _raw_from_frames(body, buffers)
         if self.allowed_globals is not None:
@@ -218,6 +214,13 @@ class PickleData(_PickleFamily):
         if buffers:
             return pickle.loads(body, buffers=buffers)
         return pickle.loads(body)  # the buffers keyword alone costs a small payload
+
+    def body_decoder(self) -> Callable[[bytes | memoryview], Any]:
+        # A raw-buffer body always has its buffer, so without buffers the body
+        # is a pickle (and a stray raw tag fails as one).
+        if self.allowed_globals is None:
+            return pickle.loads
+        return functools.partial(self._loads, buffers=())
 
     def _loads(self, data: Any, buffers: Iterable[Any]) -> Any:
         allowed = self.allowed_globals
@@ -327,6 +330,25 @@ class CloudPickleCode(_PickleFamily):
 
 # -- top-level buffers -------------------------------------------------------------
 
+_TOP_LEVEL_BUFFERS = frozenset({bytes, str, bytearray, memoryview})
+
+
+def _top_level_frames(obj: Any, kind: type) -> tuple[bytes, list[Any]]:
+    """``PickleData.to_frames`` for a top-level ``bytes``, ``str``, ``bytearray``
+    or ``memoryview``: large ones (any memoryview) raw as frame 0, small ones
+    pickled."""
+    if kind is memoryview:
+        return _memoryview_frames(obj)
+    if kind is str:
+        if len(obj) >= RAW_STR_THRESHOLD:
+            return _RAW_STR, [obj.encode("utf-8", "surrogatepass")]
+        return pickle.dumps(obj, PROTOCOL), []
+    if len(obj) >= RAW_BYTES_THRESHOLD:
+        return (_RAW_BYTES if kind is bytes else _RAW_BYTEARRAY), [obj]
+    if kind is bytes:
+        return pickle.dumps(obj, PROTOCOL), []
+    return dumps_frames(obj)
+
 
 class _MemoryviewReduce:
     """Pickles as ``memoryview(data)`` (then ``.cast(format, shape)``), with no
@@ -363,7 +385,7 @@ def _memoryview_frames(view: memoryview) -> tuple[bytes, list[BufferLike]]:
     return _RAW_MEMORYVIEW + spec.encode("ascii"), [flat]
 
 
-def _raw_from_frames(body: memoryview, buffers: list[memoryview]) -> Any:
+def _raw_from_frames(body: bytes | memoryview, buffers: list[memoryview]) -> Any:
     if len(buffers) != 1:
         raise DeserializationError(
             f"PickleData: a raw-buffer body takes exactly 1 buffer, got {len(buffers)}"

@@ -45,12 +45,15 @@ _LENGTH = struct.Struct("<Q")
 _BUNDLE = struct.Struct("<4sB3xI4x")
 
 MESSAGE_HEADER_SIZE = _PREFIX.size + _COUNTS.size  # 32
-#: Bytes 12-31 of a message header with the reserved word included: N, B, M, 0.
-#: For callers' fast paths, which must still check what ``parse_blob`` checks.
+#: Bytes 12-31 of a message header with the reserved word included: N, B, M, 0
+#: (for callers that assemble headers of their own, such as cached ones).
 COUNTS_AND_RESERVED = struct.Struct("<IQII")
-#: The whole fixed header as (12-byte prefix, N, B, M, reserved), for the same.
-PREFIX_COUNTS_AND_RESERVED = struct.Struct("<12sIQII")
 BUNDLE_HEADER_SIZE = _BUNDLE.size  # 16
+#: Bodies of at most this many bytes reach a strategy's ``from_frames`` as ``bytes``
+#: (copying so few bytes costs less than making a view of them); larger bodies as
+#: a ``memoryview`` of the received memory, unless the received body frame already
+#: is a ``bytes`` object, which is handed over as it is.
+SMALL_BODY = 4096
 
 _PYTHON = (sys.version_info.major, sys.version_info.minor)
 
@@ -78,7 +81,8 @@ class Message:
 
     header: Header
     metadata: memoryview
-    body: memoryview
+    #: ``bytes`` or a ``memoryview``, by the rule ``SMALL_BODY`` states.
+    body: bytes | memoryview
     buffers: list[memoryview]
 
     @property
@@ -155,7 +159,7 @@ def parse_message(
             f" {meta_start + header.metadata_length}"
         )
     lengths = _lengths(header_view, header)
-    body = _view(frames[1], "body frame")
+    body = _body(frames[1])
     if len(body) != header.body_length:
         raise DeserializationError(
             f"body frame is {len(body)} bytes; the header says {header.body_length}"
@@ -207,7 +211,8 @@ def _parse_blob_at(view: memoryview, start: int, limits: Limits) -> tuple[Messag
         )
     pos = meta_start + header.metadata_length
     metadata = view[meta_start:pos]
-    body = view[pos : pos + header.body_length]
+    body_view = view[pos : pos + header.body_length]
+    body = body_view.tobytes() if header.body_length <= SMALL_BODY else body_view
     pos += header.body_length
     buffers = []
     for length in lengths:
@@ -278,6 +283,14 @@ def _not_a_message(view: memoryview, start: int) -> str:
             " it looks like a text payload: use deserialize()"
         )
     return f"not a binary message: no {MESSAGE_MAGIC!r} magic at offset {start}"
+
+
+def _body(frame: object) -> bytes | memoryview:
+    """A received body frame as ``from_frames`` gets it (see ``SMALL_BODY``)."""
+    if type(frame) is bytes:
+        return frame
+    view = _view(frame, "body frame")
+    return view.tobytes() if len(view) <= SMALL_BODY else view
 
 
 def _view(frame: object, what: str) -> memoryview:

@@ -74,9 +74,9 @@ class FunctionCache:
                     del self._entries[key]
 
     def clear(self) -> None:
-        """Forget everything."""
+        """Forget every payload.  (The weak references stay: they cost nothing,
+        die with their functions, and spare the next ``put`` making them again.)"""
         self._entries.clear()
-        self._refs.clear()
 
     def __len__(self) -> int:
         return len(self._entries)

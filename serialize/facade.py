@@ -16,7 +16,7 @@ import textwrap
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from freight.serialize import binary, text
 from freight.serialize.binary import BufferLike
@@ -180,6 +180,12 @@ class ComputeSerializer:
         # by validated 12-byte binary header prefix.
         self._admitted: dict[str, SerializationStrategy] = {}
         self._decoders: dict[bytes, SerializationStrategy] = {}
+        # Headers of buffer-free messages decoded before, by message length
+        # (see _learn).
+        self._known: dict[int, _Known] = {}
+        self._body_decoders: dict[
+            SerializationStrategy, Callable[[bytes | memoryview], Any]
+        ] = {}
 
     def _select(
         self, value: Strategylike | None, default: str, *, for_code: bool
@@ -347,7 +353,8 @@ class ComputeSerializer:
             raise _encode_failure(strategy, e) from e
         if not buffers and type(body) is bytes:
             heads = self._heads.get(strategy) or self._head_for(strategy)
-            return heads.header(len(body)) + body
+            size = len(body)
+            return (heads.small.get(size) or heads.header(size)) + body
         return b"".join(self._assemble(strategy, body, buffers))
 
     def dumps_frames(self, obj: Any) -> list[BufferLike]:
@@ -400,50 +407,36 @@ class ComputeSerializer:
         allowlist before any of the body is decoded.  Raises
         ``DeserializationError``.
         """
-        if type(data) is bytes and len(data) >= _HEADER_SIZE:
-            # The common case -- a blob with no out-of-band buffers whose 12-byte
-            # prefix this serializer has already validated and admitted -- checks
-            # the rest of the header inline, as parse_blob would.
-            prefix, n, size, meta, reserved = _FIXED_UNPACK(data)
-            strategy = self._decoders.get(prefix)
-            if strategy is not None:
-                end = len(data)
-                if (
-                    not n
-                    and not reserved
-                    and _HEADER_SIZE + meta + size == end
-                    and end <= self.limits.max_size
-                ):
-                    body = memoryview(data)[_HEADER_SIZE + meta :]
-                    return self._run_decoder(strategy, body, [])
+        if type(data) is bytes:
+            # A buffer-free message whose header (metadata included) equals one
+            # that this serializer parsed, checked and admitted: same verdict.
+            known = self._known.get(len(data))
+            if known is not None and data.startswith(known.head):
+                _, start, small, decode, strategy = known
+                body = data[start:] if small else memoryview(data)[start:]
+                try:
+                    return decode(body)
+                except Exception as e:
+                    raise _decode_failure(strategy, e) from e
         elif isinstance(data, str):
             raise DeserializationError(
                 "loads() takes bytes, bytearray or memoryview, got str; text"
                 " payloads go to deserialize()"
             )
-        return self._decode(binary.parse_blob(data, self.limits))
+        return self._decode(binary.parse_blob(data, self.limits), learn=True)
 
     def loads_frames(self, frames: Sequence[BufferLike]) -> Any:
         """The object a ``dumps_frames`` frame list represents (see ``loads``)."""
         if type(frames) is list and len(frames) == 2:
-            # The common case, as in loads(): an admitted prefix, no buffers.
             header, body = frames
-            if (
-                type(header) is bytes
-                and type(body) is bytes
-                and len(header) >= _HEADER_SIZE
-            ):
-                prefix, n, size, meta, reserved = _FIXED_UNPACK(header)
-                strategy = self._decoders.get(prefix)
-                if strategy is not None:
-                    if (
-                        not n
-                        and not reserved
-                        and len(header) == _HEADER_SIZE + meta
-                        and len(body) == size
-                        and len(header) + size <= self.limits.max_size
-                    ):
-                        return self._run_decoder(strategy, memoryview(body), [])
+            if type(header) is bytes and type(body) is bytes:
+                # As in loads(); the header frame is exactly the learned head.
+                known = self._known.get(len(header) + len(body))
+                if known is not None and header == known.head:
+                    try:
+                        return known.decode(body)
+                    except Exception as e:
+                        raise _decode_failure(known.strategy, e) from e
         if not binary.is_frame_sequence(frames):
             if isinstance(frames, str) or _is_buffer(frames):
                 raise DeserializationError(
@@ -454,15 +447,66 @@ class ComputeSerializer:
                 "loads_frames() takes a sequence of frames, got"
                 f" {type(frames).__name__}"
             )
-        return self._decode(binary.parse_message(frames, self.limits))
+        return self._decode(binary.parse_message(frames, self.limits), learn=True)
+
+    def _learn(self, message: binary.Message, strategy: SerializationStrategy) -> None:
+        """Remember a decoded buffer-free message's header for the fast paths of
+        ``loads`` / ``loads_frames``, by message length.
+
+        Called only for a message whose header passed every check of the slow
+        path and whose decoder is admitted for good (in ``_decoders``: this
+        Python, no warning), so finding the same header bytes again -- metadata
+        included, at the same message length -- stands for those checks.
+        At most ``_MAX_KNOWN_HEADERS`` are kept; a full table starts afresh.
+        """
+        header = message.header
+        start = header.end + header.metadata_length
+        end = start + header.body_length
+        if end > self.limits.max_size:
+            return
+        decode = self._body_decoders.get(strategy)
+        if decode is None:
+            decode = self._body_decoders[strategy] = self._body_decoder(strategy)
+        head = header.prefix + _COUNTS(0, header.body_length, header.metadata_length, 0)
+        known = self._known
+        if len(known) >= _MAX_KNOWN_HEADERS:
+            known.clear()
+        known[end] = _Known(
+            head + bytes(message.metadata),
+            start,
+            header.body_length <= _SMALL_BODY,
+            decode,
+            strategy,
+        )
+
+    def _body_decoder(
+        self, strategy: SerializationStrategy
+    ) -> Callable[[bytes | memoryview], Any]:
+        """``strategy.body_decoder()``, run under this serializer's limits."""
+        decode = strategy.body_decoder()
+        limits = self.limits
+        if limits is DEFAULT_LIMITS:
+            return decode
+
+        def decode_within_limits(body: bytes | memoryview) -> Any:
+            with decoding_with(limits):
+                return decode(body)
+
+        return decode_within_limits
 
     def _decode(
-        self, message: binary.Message, strategy: SerializationStrategy | None = None
+        self,
+        message: binary.Message,
+        strategy: SerializationStrategy | None = None,
+        *,
+        learn: bool = False,
     ) -> Any:
+        """Decode a parsed message; with ``learn``, remember its header for the
+        fast paths if it has no buffers and its decoder is admitted for good."""
         if strategy is None:
             strategy = self._decoders.get(message.prefix) or self._decoder_for(message)
         try:
-            return self._run_decoder(strategy, message.body, message.buffers)
+            result = self._run_decoder(strategy, message.body, message.buffers)
         except DeserializationError as error:
             mismatch = self._version_mismatch(strategy, message)
             if mismatch:
@@ -470,11 +514,18 @@ class ComputeSerializer:
                     error.__cause__ or error
                 )
             raise
+        if (
+            learn
+            and not message.buffers
+            and self._decoders.get(message.prefix) is strategy
+        ):
+            self._learn(message, strategy)
+        return result
 
     def _run_decoder(
         self,
         strategy: SerializationStrategy,
-        body: memoryview,
+        body: bytes | memoryview,
         buffers: list[memoryview],
     ) -> Any:
         """``strategy.from_frames`` under this serializer's limits; any failure
@@ -648,26 +699,41 @@ class ComputeSerializer:
         raise DeserializationError(textwrap.indent(msg, " "))
 
 
+class _Known(NamedTuple):
+    """A learned header: its bytes, where the body starts, what decodes it."""
+
+    #: The whole header, metadata included (the header frame, or a blob's start).
+    head: bytes
+    start: int
+    #: Whether the body is at most ``binary.SMALL_BODY`` bytes (handed over as
+    #: bytes rather than as a view).
+    small: bool
+    #: The strategy's ``body_decoder()`` under the serializer's limits.
+    decode: Callable[[bytes | memoryview], Any]
+    strategy: SerializationStrategy
+
+
 class _Headers:
     """A strategy's message headers in this process: the constant prefix and
     metadata, and whole headers of buffer-free messages with small bodies, cached
     by body size (a small payload's header is then one dict lookup)."""
 
-    __slots__ = ("_small", "meta", "prefix")
+    __slots__ = ("meta", "prefix", "small")
     _SMALL = 1024
 
     def __init__(self, prefix: bytes, meta: bytes) -> None:
         self.prefix = prefix
         self.meta = meta
-        self._small: dict[int, bytes] = {}
+        #: Headers already made, by body size (sizes below ``_SMALL``).
+        self.small: dict[int, bytes] = {}
 
     def header(self, size: int) -> bytes:
         """The header of a message with a ``size``-byte body and no buffers."""
-        header = self._small.get(size)
+        header = self.small.get(size)
         if header is None:
             header = self.prefix + _COUNTS(0, size, len(self.meta), 0) + self.meta
             if size < self._SMALL:
-                self._small[size] = header
+                self.small[size] = header
         return header
 
 
@@ -679,7 +745,9 @@ class VersionMismatchWarning(UserWarning):
 _PYTHON = sys.version_info[:2]
 _HEADER_SIZE = binary.MESSAGE_HEADER_SIZE
 _COUNTS = binary.COUNTS_AND_RESERVED.pack
-_FIXED_UNPACK = binary.PREFIX_COUNTS_AND_RESERVED.unpack_from
+_SMALL_BODY = binary.SMALL_BODY
+#: How many headers each of the decode fast paths remembers.
+_MAX_KNOWN_HEADERS = 4096
 
 
 def _producer_metadata(strategy: SerializationStrategy) -> bytes:

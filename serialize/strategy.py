@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from enum import Flag, auto
 from typing import Any, ClassVar
 
@@ -177,14 +178,34 @@ class SerializationStrategy(ABC):
             )
         return payload[IDENTIFIER_LENGTH:].encode("utf-8", "surrogatepass"), []
 
-    def from_frames(self, body: memoryview, buffers: list[memoryview]) -> Any:
+    def from_frames(self, body: bytes | memoryview, buffers: list[memoryview]) -> Any:
         """The object that ``to_frames`` turned into ``body`` and ``buffers``.
 
-        The views may refer to the received frames; a decoder that keeps them
-        (zero-copy) hands the caller objects backed by that memory.
+        ``body`` is a read-only bytes-like object: ``bytes`` when it is small
+        (``binary.SMALL_BODY``) or was received as a ``bytes`` frame, otherwise a
+        ``memoryview`` of the received memory.  Use only what both types offer
+        (``len``, slicing, ``bytes(body)``, ``memoryview(body)``, ``str(body,
+        encoding)``, any function taking a buffer).  ``buffers`` are views that may
+        refer to the received frames; a decoder that keeps them (zero-copy) hands
+        the caller objects backed by that memory.
         """
         _no_buffers(self, buffers)
         return self.deserialize(self.identifier + _utf8(body))
+
+    def body_decoder(self) -> Callable[[bytes | memoryview], Any]:
+        """A function that decodes the body of a message with no out-of-band
+        buffers, exactly as ``from_frames(body, [])`` would (the default).
+
+        The facade asks once per serializer and header, then calls the function
+        for every such message; a strategy whose decoding is one C call (say,
+        ``pickle.loads``) returns that function and saves two Python calls per
+        message.
+        """
+
+        def decode(body: bytes | memoryview) -> Any:
+            return self.from_frames(body, [])
+
+        return decode
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.identifier!r}>"
@@ -200,7 +221,7 @@ def _distribution_version(name: str) -> str:
         return "not installed"
 
 
-def _utf8(body: memoryview) -> str:
+def _utf8(body: bytes | memoryview) -> str:
     try:
         return str(body, "utf-8", "surrogatepass")
     except UnicodeDecodeError as e:
@@ -237,7 +258,7 @@ class BytesStrategy(SerializationStrategy):
     def to_frames(self, obj: Any) -> tuple[BufferLike, list[BufferLike]]:
         return self.encode(obj), []
 
-    def from_frames(self, body: memoryview, buffers: list[memoryview]) -> Any:
+    def from_frames(self, body: bytes | memoryview, buffers: list[memoryview]) -> Any:
         _no_buffers(self, buffers)
         return self.decode(bytes(body))
 
@@ -262,7 +283,7 @@ class TextStrategy(SerializationStrategy):
     def to_frames(self, obj: Any) -> tuple[BufferLike, list[BufferLike]]:
         return self.encode_text(obj).encode("utf-8", "surrogatepass"), []
 
-    def from_frames(self, body: memoryview, buffers: list[memoryview]) -> Any:
+    def from_frames(self, body: bytes | memoryview, buffers: list[memoryview]) -> Any:
         _no_buffers(self, buffers)
         return self.decode_text(_utf8(body))
 

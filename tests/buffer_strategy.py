@@ -37,7 +37,7 @@ class RawBuffers(BytesStrategy):
                 buffers.append(memoryview(item))
         return json.dumps(descriptors).encode(), buffers
 
-    def from_frames(self, body: memoryview, buffers: list[memoryview]) -> Any:
+    def from_frames(self, body: bytes | memoryview, buffers: list[memoryview]) -> Any:
         descriptors = json.loads(str(body, "utf-8"))
         if not isinstance(descriptors, list) or len(descriptors) != len(buffers):
             raise ValueError("descriptors do not match the buffers")

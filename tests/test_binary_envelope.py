@@ -154,7 +154,7 @@ class SpyData(BytesStrategy):
         type(self).calls.append("deserialize")
         return super().deserialize(payload)
 
-    def from_frames(self, body: memoryview, buffers: list[memoryview]) -> Any:
+    def from_frames(self, body: bytes | memoryview, buffers: list[memoryview]) -> Any:
         type(self).calls.append("from_frames")
         return super().from_frames(body, buffers)
 

@@ -68,7 +68,7 @@ class ZstdPickle(BytesStrategy):
             [_compress(b.raw(), self.level) for b in buffers],
         )
 
-    def from_frames(self, body: memoryview, buffers: list[memoryview]) -> Any:
+    def from_frames(self, body: bytes | memoryview, buffers: list[memoryview]) -> Any:
         budget = self._budget()
         raw_buffers = []
         for i, frame in enumerate(buffers):
