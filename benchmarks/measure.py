@@ -9,6 +9,11 @@ garbage of another (the suite ``gc.freeze()`` s everything alive before a payloa
 those collections are cheap).  An operation so slow that ``repeats`` samples would
 exceed ``budget_ns`` gets fewer repeats, never fewer than ``min_repeats``, and its
 calibration call counts as the first of them.
+
+Operations compared with each other are timed *interleaved* (``time_calls``): one
+sample of each in turn, round after round, so that a slow spell of a shared,
+noisy machine lands on every contender's samples alike instead of on whichever
+contender happened to be running; ratios of the medians are then far steadier.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import itertools
 import statistics
 import time
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,27 +81,54 @@ def _sample(fn: Callable[[Any], Any], arg: Any, loops: int) -> int:
             gc.enable()
 
 
-def time_call(fn: Callable[[Any], Any], arg: Any, settings: Settings) -> Timing:
-    """The median time of ``fn(arg)`` (see the module docstring for the method)."""
+def _calibrate(
+    fn: Callable[[Any], Any], arg: Any, settings: Settings
+) -> tuple[int, int]:
+    """The loop count for ``fn(arg)`` samples, and the last calibration sample."""
     loops = 1
     while True:
         elapsed = _sample(fn, arg, loops)
         if elapsed >= settings.min_sample_ns:
-            break
+            return loops, elapsed
         # Jump most of the way at once, then let the doubling finish the job.
         wanted = settings.min_sample_ns / max(elapsed, 1)
         loops = max(loops * 2, int(loops * wanted * 0.5))
-    samples: list[float] = []
-    repeats = settings.repeats
-    if loops == 1 and elapsed * settings.repeats > settings.budget_ns:
-        # Too slow to repeat in full: fewer repeats, and the calibration call counts
-        # as one (the caller's checked round trip has already warmed it up).
-        repeats = max(settings.min_repeats, settings.budget_ns // max(elapsed, 1))
-        samples.append(float(elapsed))
-    while len(samples) < repeats:
-        gc.collect()
-        samples.append(_sample(fn, arg, loops) / loops)
-    return Timing(statistics.median(samples), tuple(samples), loops)
+
+
+def time_calls(
+    calls: Sequence[tuple[Callable[[Any], Any], Any]], settings: Settings
+) -> list[Timing]:
+    """The median times of each ``fn(arg)`` in ``calls``, sampled interleaved (see
+    the module docstring for the method)."""
+    loops: list[int] = []
+    samples: list[list[float]] = []
+    wanted: list[int] = []
+    for fn, arg in calls:
+        n, elapsed = _calibrate(fn, arg, settings)
+        loops.append(n)
+        repeats = settings.repeats
+        taken: list[float] = []
+        if n == 1 and elapsed * settings.repeats > settings.budget_ns:
+            # Too slow to repeat in full: fewer repeats, and the calibration call
+            # counts as one (the caller's checked round trip has warmed it up).
+            repeats = max(settings.min_repeats, settings.budget_ns // max(elapsed, 1))
+            taken.append(float(elapsed))
+        samples.append(taken)
+        wanted.append(repeats)
+    while any(len(taken) < n for taken, n in zip(samples, wanted, strict=True)):
+        for i, (fn, arg) in enumerate(calls):
+            if len(samples[i]) < wanted[i]:
+                gc.collect()
+                samples[i].append(_sample(fn, arg, loops[i]) / loops[i])
+    return [
+        Timing(statistics.median(taken), tuple(taken), n)
+        for taken, n in zip(samples, loops, strict=True)
+    ]
+
+
+def time_call(fn: Callable[[Any], Any], arg: Any, settings: Settings) -> Timing:
+    """The median time of ``fn(arg)`` alone (see the module docstring)."""
+    return time_calls([(fn, arg)], settings)[0]
 
 
 def peak_memory(round_trip: Callable[[], Any]) -> int:

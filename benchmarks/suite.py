@@ -1,8 +1,9 @@
 """Run every contender over every selected payload and collect the results.
 
-For each (payload, contender): one checked round trip (the decoded copy must equal
-the original, or the row is recorded as failed), then the encode timing, the decode
-timing, and finally a separate untimed pass under ``tracemalloc`` for peak memory.
+For each payload: one checked round trip per contender (the decoded copy must equal
+the original, or the row is recorded as failed); then every contender's encode and
+decode timed together, interleaved (``measure.time_calls``); finally, per contender,
+a separate untimed pass under ``tracemalloc`` for peak memory.
 """
 
 from __future__ import annotations
@@ -53,29 +54,31 @@ def _zero_copy(payload: Payload, wire: Any, copy: Any) -> tuple[bool, bool] | No
     return on_encode, on_decode
 
 
-def measure_row(
-    payload: Payload, contender: Contender, settings: measure.Settings
-) -> RowResult:
-    """Measure one contender on one payload (see the module docstring)."""
+def check_row(payload: Payload, contender: Contender) -> tuple[RowResult, Any]:
+    """One checked round trip: the row (failed if the copy differs) and the wire
+    form to time decoding on (``None`` if the row failed)."""
     row = RowResult(
         contender.key, contender.label, contender.family, contender.strategy
     )
-    encode, decode, obj = contender.encode, contender.decode, payload.obj
     try:
-        wire = encode(obj)
-        copy = decode(wire)
+        wire = contender.encode(payload.obj)
+        copy = contender.decode(wire)
         if not payload.matches(copy):
             row.error = "the decoded copy differs from the original"
-            return row
+            return row, None
     except Exception as e:
         row.error = f"{type(e).__name__}: {e}".splitlines()[0][:200]
-        return row
+        return row, None
     row.wire_bytes = contenders.wire_size(wire)
     row.zero_copy = _zero_copy(payload, wire, copy)
-    del copy
-    row.encode = measure.time_call(encode, obj, settings)
-    row.decode = measure.time_call(decode, wire, settings)
-    del wire
+    return row, wire
+
+
+def measure_memory(
+    payload: Payload, contender: Contender, row: RowResult, settings: measure.Settings
+) -> None:
+    """The row's peak memory over one round trip (skipped for very slow ones)."""
+    encode, decode, obj = contender.encode, contender.decode, payload.obj
 
     def round_trip() -> tuple[Any, Any]:
         sent = encode(obj)
@@ -84,7 +87,6 @@ def measure_row(
     limit = settings.memory_max_roundtrip_ns
     if limit is None or (row.roundtrip_ns or 0) <= limit:
         row.peak_bytes = measure.peak_memory(round_trip)
-    return row
 
 
 def run_payload(
@@ -103,16 +105,35 @@ def run_payload(
         payload.key, payload.title, payload.size, payload.is_function, payload.is_tiny
     )
     applicable, skipped = contenders.for_payload(payload, serializers)
+    checked: list[tuple[Contender, RowResult, Any]] = []
     for contender in applicable:
-        start = time.perf_counter()
-        row = measure_row(payload, contender, settings)
+        row, wire = check_row(payload, contender)
         result.rows.append(row)
-        gc.collect()
-        status = f"FAILED: {row.error}" if row.error else "ok"
-        progress(
-            f"  {payload.key:<11} {contender.key:<22}"
-            f" {time.perf_counter() - start:6.1f} s  {status}"
-        )
+        if row.error:
+            progress(f"  {payload.key:<11} {contender.key:<22} FAILED: {row.error}")
+        else:
+            checked.append((contender, row, wire))
+    # Every contender's encode and decode, timed interleaved (measure.time_calls).
+    start = time.perf_counter()
+    calls = [
+        call
+        for contender, _, wire in checked
+        for call in ((contender.encode, payload.obj), (contender.decode, wire))
+    ]
+    timings = measure.time_calls(calls, settings)
+    for i, (_, row, _) in enumerate(checked):
+        row.encode, row.decode = timings[2 * i], timings[2 * i + 1]
+    progress(
+        f"  {payload.key:<11} timed {len(checked)} contenders interleaved"
+        f" {time.perf_counter() - start:6.1f} s"
+    )
+    calls.clear()  # let the wire forms go before the memory passes
+    checked.clear()
+    for contender in applicable:
+        row = next(r for r in result.rows if r.key == contender.key)
+        if not row.error:
+            measure_memory(payload, contender, row, settings)
+            gc.collect()
     for contender, reason in skipped:
         result.rows.append(
             RowResult(

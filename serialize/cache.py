@@ -21,6 +21,7 @@ import weakref
 from typing import Any
 
 _Key = tuple[int, str, str]
+_FunctionType = types.FunctionType
 
 
 class FunctionCache:
@@ -50,14 +51,13 @@ class FunctionCache:
 
     def put(self, fn: Any, identifier: str, envelope: str, payload: Any) -> None:
         """Remember ``payload`` for ``fn`` if ``fn`` is a plain Python function."""
-        if type(fn) is not types.FunctionType:
+        if type(fn) is not _FunctionType:
             return
         ident = id(fn)
         ref = self._refs.get(ident)
         if ref is None or ref() is not fn:
-            ref = weakref.ref(fn, self._forget)
-            self._refs[ident] = ref
-        self._entries[(ident, identifier, envelope)] = (
+            ref = self._refs[ident] = weakref.ref(fn, self._forget)
+        self._entries[ident, identifier, envelope] = (
             ref,
             fn.__code__,
             fn.__defaults__,

@@ -385,10 +385,9 @@ class ComputeSerializer:
         heads = self._heads.get(strategy) or self._head_for(strategy)
         if buffers:
             header = binary.message_header(heads.prefix, body, buffers, heads.meta)
-        else:
-            size = len(body) if type(body) is bytes else binary.nbytes(body)
-            header = heads.header(size)
-        return (header, body, *buffers)
+            return (header, body, *buffers)
+        size = len(body) if type(body) is bytes else binary.nbytes(body)
+        return (heads.small.get(size) or heads.header(size), body)
 
     def _head_for(self, strategy: SerializationStrategy) -> _Headers:
         heads = _Headers(
