@@ -742,10 +742,9 @@ class VersionMismatchWarning(UserWarning):
 
 
 _PYTHON = sys.version_info[:2]
-_HEADER_SIZE = binary.MESSAGE_HEADER_SIZE
 _COUNTS = binary.COUNTS_AND_RESERVED.pack
 _SMALL_BODY = binary.SMALL_BODY
-#: How many headers each of the decode fast paths remembers.
+#: How many headers the decode fast paths remember (see ``_learn``).
 _MAX_KNOWN_HEADERS = 4096
 
 
