@@ -110,7 +110,8 @@ def dumps_frames(obj: Any) -> tuple[bytes, list[BufferLike]]:
     """The protocol 5 pickle of ``obj`` and its out-of-band buffers, as flat byte
     views of the buffers' own memory (``PickleBuffer.raw()``: no copy)."""
     buffers: list[pickle.PickleBuffer] = []
-    if not _by_value_modules():
+    cp = _modules.get("cloudpickle.cloudpickle")  # _by_value_modules(), inlined
+    if cp is None or not cp._PICKLE_BY_VALUE_MODULES:
         try:
             body = pickle.dumps(obj, PROTOCOL, buffer_callback=buffers.append)
         except Exception:

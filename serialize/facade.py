@@ -410,13 +410,14 @@ class ComputeSerializer:
             # A buffer-free message whose header (metadata included) equals one
             # that this serializer parsed, checked and admitted: same verdict.
             known = self._known.get(len(data))
-            if known is not None and data.startswith(known.head):
-                _, start, small, decode, strategy = known
-                body = data[start:] if small else memoryview(data)[start:]
-                try:
-                    return decode(body)
-                except Exception as e:
-                    raise _decode_failure(strategy, e) from e
+            if known is not None:
+                head, start, small, decode, strategy = known
+                if data[:start] == head:
+                    body = data[start:] if small else memoryview(data)[start:]
+                    try:
+                        return decode(body)
+                    except Exception as e:
+                        raise _decode_failure(strategy, e) from e
         elif isinstance(data, str):
             raise DeserializationError(
                 "loads() takes bytes, bytearray or memoryview, got str; text"
