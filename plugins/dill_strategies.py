@@ -7,10 +7,10 @@ accept both.
 
 ``00`` and ``01`` take a fast path whose payloads the reference's ``dill.loads``
 reads as it would read dill's own: they are written by the C pickler (at dill's
-protocol) wherever that means the same as dill's pure-Python pickler, and dill only
-where needed (lambdas, closures, ``__main__`` and unimportable code ...); small
-bodies that cannot need dill's ``Unpickler`` are read with ``pickle.loads``.  See
-``compat_dumps`` and ``compat_loads``.
+protocol), which writes dill's own reductions for functions that go by value
+(lambdas, closures, ``__main__`` code), and by dill only where the C pickler cannot
+mean the same (see below); small bodies that cannot need dill's ``Unpickler`` are
+read with ``pickle.loads``.  See ``compat_dumps`` and ``compat_loads``.
 """
 
 from __future__ import annotations
@@ -21,10 +21,11 @@ import io
 import pickle
 import sys
 import textwrap
-from types import FunctionType
+from types import CellType, CodeType, FunctionType
 from typing import Any
 
 import dill
+import dill._dill as _dill
 import dill.source
 
 from freight.plugins.source_strategies import exec_source, require_self_contained
@@ -33,18 +34,29 @@ from freight.serialize import BytesStrategy, Property, SerializationError, hooki
 # -- the fast compatible path ------------------------------------------------------
 #
 # The reference decodes 00/01 bodies with dill.loads, which reads any pickle, so the
-# only question when encoding is whether a plain pickle means what dill's would.  dill
-# (0.3.9, dill/_dill.py) pickles with the pure-Python pickler; for everything plain
-# pickle accepts it writes the same reductions, except for
-# * functions and classes of __main__ (or, for functions, of no module): by value,
-#   where plain pickle names the sender's __main__, which the receiver does not have;
+# only question when encoding is whether a stream means what dill's would.  dill
+# (0.3.9, dill/_dill.py) pickles with the pure-Python pickler, ten times slower than
+# the C one.  For everything plain pickle accepts it writes the same reductions,
+# except for
+# * functions that cannot be found by name (lambdas, closures, __main__ code): by
+#   value, as dill._dill._create_function(code, globals, name, defaults, closure)
+#   with the function's attributes as BUILD state, code as _create_code(...) and
+#   cells as _create_cell(...).  _CompatPickler writes exactly those reductions
+#   (save_function, save_code and save_cell with dill's default settings), using
+#   dill's own helpers to decide and to lay out the code object's fields, so the
+#   receiver's dill.loads builds the same function.  The globals are the defining
+#   module's __dict__, looked up on the receiver (dill writes a reference to it
+#   too); the cases dill handles otherwise -- globals that are no module's dict,
+#   empty or self-referencing cells (dill's post-processing), modules in a
+#   closure -- go to dill;
+# * classes of __main__: by value;
 # * dataclasses' sentinels (MISSING, KW_ONLY, field kinds): by reference, where plain
 #   pickle would rebuild new, non-identical instances;
 # * instances of numpy.ndarray subclasses that keep the ndarray reduction: dill also
 #   restores their __dict__ (Pickler.save's "numpy hack"), plain pickle drops it.
-# _CompatPickler is the C pickler refusing exactly those, so dill takes over.  It finds
-# them as objects, not by scanning the output: scanning an 80 MB body for a name
-# costs more than pickling it does.
+# _CompatPickler is the C pickler refusing the last three, so dill takes over.  It
+# finds them as objects, not by scanning the output: scanning an 80 MB body for a
+# name costs more than pickling it does.
 
 
 class _DillNeeded(Exception):
@@ -59,21 +71,34 @@ _DILL_BY_REFERENCE = frozenset(
 
 
 class _CompatPickler(pickle.Pickler):
-    """The C pickler, refusing the few objects dill would pickle differently."""
+    """The C pickler writing dill's reductions for by-value functions, and refusing
+    the few objects dill would pickle differently (see above)."""
 
     def __init__(self, file: io.BytesIO, protocol: int) -> None:
         super().__init__(file, protocol)
         self._ndarray = getattr(sys.modules.get("numpy"), "ndarray", None)
+        # By-value functions whose reduction is being written: meeting one again
+        # before pickle has memoized it is a cycle, which dill post-processes.
+        self._started: set[int] = set()
 
     # Called for every object of a non-builtin type, classes and functions included
-    # (never for int, str, list, dict ...), before pickle reduces it; the classes
-    # and functions an object's reduction names pass through here too.
+    # (never for int, str, list, dict ...) that is not memoized yet, before pickle
+    # reduces it; the classes and functions an object's reduction names pass
+    # through here too.
     def reducer_override(self, obj: Any) -> Any:
         kind = type(obj)
         if kind is FunctionType:
-            if obj.__module__ is None or obj.__module__ == "__main__":
-                raise _DillNeeded
-        elif isinstance(obj, type):
+            if _dill._locate_function(obj):
+                return NotImplemented  # by reference, as dill does
+            return self._function(obj)
+        if kind is CodeType:
+            return _dill._create_code, _code_fields(obj)
+        if kind is CellType:
+            try:
+                return _dill._create_cell, (obj.cell_contents,)
+            except ValueError:  # an empty cell
+                raise _DillNeeded from None
+        if isinstance(obj, type):
             if getattr(obj, "__module__", None) == "__main__":
                 raise _DillNeeded
         elif kind in _DILL_BY_REFERENCE:
@@ -91,6 +116,83 @@ class _CompatPickler(pickle.Pickler):
                 raise _DillNeeded
         return NotImplemented
 
+    def _function(self, fn: FunctionType) -> tuple[Any, ...]:
+        """dill's by-value reduction of ``fn`` (``save_function``, recurse off)."""
+        if id(fn) in self._started:
+            raise _DillNeeded
+        self._started.add(id(fn))
+        module = fn.__module__
+        globs = fn.__globals__
+        if (
+            module is None
+            or getattr(_dill._import_module(module, True), "__dict__", None)
+            is not globs
+        ):
+            raise _DillNeeded  # dill copies such globals and post-processes them
+        attributes = {}
+        for name in ("__doc__", "__kwdefaults__", "__annotations__"):
+            value = getattr(fn, name, None)
+            if value is not None:
+                attributes[name] = value
+        if fn.__qualname__ != fn.__name__:
+            attributes["__qualname__"] = fn.__qualname__
+        if globs.get("__name__", _ABSENT) != module:
+            attributes["__module__"] = module
+        state: Any = fn.__dict__
+        if type(state) is not dict:
+            attributes["__dict__"] = state
+            state = None
+        if attributes:
+            state = state, attributes
+        fields = (fn.__code__, _ModuleDict(module), fn.__name__, fn.__defaults__)
+        return _dill._create_function, (*fields, fn.__closure__), state
+
+
+_ABSENT = object()
+
+
+class _ModuleDict:
+    """Pickles as ``getattr(_import_module(name), "__dict__")``: the receiver's
+    dict of module ``name`` (dill writes the global ``name.__dict__``, or
+    ``__builtin__.__main__`` for ``__main__``; both mean this)."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return getattr, (_Module(self.name), "__dict__")
+
+
+class _Module(_ModuleDict):
+    """Pickles as ``dill._dill._import_module(name)``."""
+
+    __slots__ = ()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _dill._import_module, (self.name,)
+
+
+class _FieldsRecorder:
+    """Stands in for dill's pickler to catch the fields ``save_code`` lays out."""
+
+    _trace_depth = None  # dill's trace logger: not tracing
+
+    def __init__(self) -> None:
+        self.fields: tuple[Any, ...] = ()
+
+    def save_reduce(self, func: Any, args: tuple[Any, ...], obj: Any = None) -> None:
+        self.fields = args
+
+
+def _code_fields(code: CodeType) -> tuple[Any, ...]:
+    """The arguments of ``_create_code`` for ``code``, laid out by dill itself
+    (the layout depends on the Python version)."""
+    recorder = _FieldsRecorder()
+    _dill.save_code(recorder, code)
+    return recorder.fields
+
 
 _SCALARS = frozenset({int, float, str, bytes, bool, type(None)})
 
@@ -98,10 +200,12 @@ _SCALARS = frozenset({int, float, str, bytes, bool, type(None)})
 def compat_dumps(obj: Any) -> bytes:
     """A pickle of ``obj`` that ``dill.loads`` reads as it would read dill's own.
 
-    Plain pickle (the C pickler, at dill's protocol) where it means the same: data,
-    and importable functions and classes, which both send by reference.
-    ``dill.dumps`` otherwise: lambdas, closures, local or unimportable code (plain
-    pickle refuses them), ``__main__`` code, and the cases ``_CompatPickler`` lists.
+    The C pickler (``_CompatPickler``, at dill's protocol) where it means the same:
+    data, importable functions and classes (by reference, as dill sends them), and
+    lambdas, closures and ``__main__`` functions (by value, with dill's
+    reductions).  ``dill.dumps`` for what it alone handles: classes of
+    ``__main__``, self-referencing or empty closure cells, globals that are no
+    module's namespace, modules and other objects plain pickle refuses.
     """
     if type(obj) in _SCALARS:  # names no global: skip _CompatPickler's set-up
         return pickle.dumps(obj, dill.settings["protocol"])
@@ -165,10 +269,11 @@ class DillDataBase64(BytesStrategy):
 
 
 class DillCode(BytesStrategy):
-    """A callable as dill would send it: by value (``dill.dumps``) for ``__main__``
-    and notebook code, lambdas and closures; by reference (plain pickle, the same
-    stream dill writes) for importable functions.  Decorated functions work; by-value
-    code needs the sender's Python minor version on the receiving side."""
+    """A callable as dill would send it: by value for ``__main__`` and notebook code,
+    lambdas and closures; by reference for importable functions (``compat_dumps``
+    writes dill's reductions with the C pickler where it can).  Decorated functions
+    work; by-value code needs the sender's Python minor version on the receiving
+    side."""
 
     identifier = "01\n"
     for_code = True

@@ -25,6 +25,9 @@ def keyword_only(a, *, scale=2, offset=0):
     return a * scale + offset
 
 
+SQUARE = lambda x: x * x  # noqa: E731 -- a module-level lambda: dill sends it by value
+
+
 def make_closure(factor):
     def scaled(x):
         return x * factor

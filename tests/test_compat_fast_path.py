@@ -2,9 +2,11 @@
 payloads made with plain pickle where that is equivalent and dill only where needed,
 proven against the real reference (globus-compute-sdk 4.19) in both directions.
 
-Which encoder made a payload is visible in its body: dill's by-value reductions are
-globals of ``dill._dill``, so a body without ``b"dill"`` came from the plain C
-pickler.  Which decoder read one is observed by spying on ``dill.loads``.
+Whether a payload carries dill's by-value reductions is visible in its body: they are
+globals of ``dill._dill``, so a body without ``b"dill"`` is a plain pickle.  (By-value
+functions get those reductions from the C pickler too, see the last section; spying
+on ``dill.dumps`` tells which pickler wrote them.)  Which decoder read a payload is
+observed by spying on ``dill.loads``.
 """
 
 from __future__ import annotations
@@ -343,3 +345,128 @@ def test_main_dict_payloads_need_dill() -> None:
     payload = "00\n" + base64.b64encode(dill.dumps(main)).decode()
     assert b"__builtin__" in body(payload)
     assert FREIGHT.deserialize(payload) is sys.modules["__main__"].__dict__
+
+
+# -- by-value functions through the C pickler ------------------------------------------
+
+
+def _attributed() -> Callable[..., Any]:
+    def documented(x: int, *, k: int = 2) -> list[int]:
+        """A docstring."""
+        return [x] * k
+
+    documented.marker = "attribute"  # type: ignore[attr-defined]
+    return documented
+
+
+def _nested(n: int) -> Callable[..., Any]:
+    helper = samples.make_closure(n)
+    return lambda x: helper(x) + sum(i for i in range(n))
+
+
+#: Functions dill sends by value and the C pickler now writes the same way.
+BY_VALUE = {
+    "closure": (samples.make_closure(3), (5,)),
+    "module-lambda": (samples.SQUARE, (7,)),
+    "attributes": (_attributed(), (4,)),
+    "nested-closures-and-genexpr": (_nested(4), (1,)),
+}
+
+
+@pytest.fixture
+def dill_dumps_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
+    calls: list[Any] = []
+    real = dill.dumps
+
+    def spy(obj: Any, *args: Any, **kwargs: Any) -> bytes:
+        calls.append(obj)
+        return bytes(real(obj, *args, **kwargs))
+
+    monkeypatch.setattr(dill, "dumps", spy)
+    yield calls
+
+
+def assert_same_function(ours: Any, theirs: Any, args: tuple[Any, ...]) -> None:
+    """Everything dill restores about a function, compared."""
+    for name in (
+        "__code__",
+        "__name__",
+        "__qualname__",
+        "__module__",
+        "__doc__",
+        "__defaults__",
+        "__kwdefaults__",
+        "__annotations__",
+        "__dict__",
+    ):
+        assert getattr(ours, name) == getattr(theirs, name), name
+    assert ours.__globals__ is theirs.__globals__
+    assert ours(*args) == theirs(*args)
+
+
+@pytest.mark.parametrize("kind", sorted(BY_VALUE))
+def test_by_value_functions_decode_as_dills_own_payloads_do(
+    kind: str, dill_dumps_calls: list[Any]
+) -> None:
+    fn, args = BY_VALUE[kind]
+    ours = dill_strategies.compat_dumps(fn)
+    assert dill_dumps_calls == []  # written by the C pickler
+    theirs = dill.dumps(fn)
+    assert_same_function(dill.loads(ours), dill.loads(theirs), args)
+    assert REFERENCE.deserialize(FREIGHT.serialize(fn))(*args) == fn(*args)
+
+
+@pytest.fixture
+def main_function() -> Callable[..., Any]:
+    """A function defined in the real ``__main__`` namespace, as in a notebook."""
+    main = sys.modules["__main__"].__dict__
+    exec("def __freight_triple__(x):\n    return 3 * x\n", main)
+    fn = main.pop("__freight_triple__")
+    return fn  # type: ignore[no-any-return]
+
+
+def test_main_functions_bind_the_receivers_main_namespace(
+    main_function: Callable[..., Any], dill_dumps_calls: list[Any]
+) -> None:
+    ours = dill_strategies.compat_dumps(main_function)
+    assert dill_dumps_calls == []
+    decoded = dill.loads(ours)
+    assert decoded.__globals__ is sys.modules["__main__"].__dict__
+    assert_same_function(decoded, dill.loads(dill.dumps(main_function)), (4,))
+    assert REFERENCE.deserialize(FREIGHT.serialize(main_function))(4) == 12
+
+
+def _recursive() -> Callable[[int], int]:
+    def countdown(n: int) -> int:
+        return 0 if n == 0 else countdown(n - 1)
+
+    return countdown
+
+
+def _empty_cell() -> Callable[[], Any]:
+    def later() -> Any:
+        return value  # noqa: F821 -- bound below, then deleted
+
+    value = 1
+    del value
+    return later
+
+
+#: Functions the C pickler leaves to dill, and why.
+TO_DILL = {
+    "self-referencing-closure": _recursive(),  # dill post-processes the cycle
+    "empty-cell": _empty_cell(),
+    "module-in-closure": (lambda m=math: lambda: m.pi)(),
+    "globals-of-no-module": samples.by_value("def g(x):\n    return -x\n", "g"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(TO_DILL))
+def test_what_dill_handles_differently_still_goes_to_dill(
+    kind: str, dill_dumps_calls: list[Any]
+) -> None:
+    fn = TO_DILL[kind]
+    payload = FREIGHT.serialize(fn)
+    assert len(dill_dumps_calls) == 1
+    decoded = REFERENCE.deserialize(payload)
+    assert decoded.__code__ == fn.__code__
