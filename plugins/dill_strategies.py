@@ -88,8 +88,18 @@ class _CompatPickler(pickle.Pickler):
     def reducer_override(self, obj: Any) -> Any:
         kind = type(obj)
         if kind is FunctionType:
+            module = obj.__module__
+            if (
+                module is not None
+                and module != "__main__"
+                and "<" not in obj.__qualname__
+            ):
+                # Most likely importable: by reference, as dill sends it.  Pickle
+                # checks that the name finds this very function, and refuses it
+                # (so dill takes over) if not.
+                return NotImplemented
             if _dill._locate_function(obj):
-                return NotImplemented  # by reference, as dill does
+                return NotImplemented
             return self._function(obj)
         if kind is CodeType:
             return _dill._create_code, _code_fields(obj)

@@ -17,6 +17,7 @@ import functools
 import math
 import pickle
 import sys
+import types
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -458,6 +459,10 @@ TO_DILL = {
     "empty-cell": _empty_cell(),
     "module-in-closure": (lambda m=math: lambda: m.pi)(),
     "globals-of-no-module": samples.by_value("def g(x):\n    return -x\n", "g"),
+    # Named like samples.add but not that object: plain pickle refuses it.
+    "not-found-by-its-name": types.FunctionType(
+        samples.add.__code__, samples.add.__globals__
+    ),
 }
 
 
