@@ -183,9 +183,6 @@ class ComputeSerializer:
         # Headers of buffer-free messages decoded before, by message length
         # (see _learn).
         self._known: dict[int, _Known] = {}
-        self._body_decoders: dict[
-            SerializationStrategy, Callable[[bytes | memoryview], Any]
-        ] = {}
 
     def _select(
         self, value: Strategylike | None, default: str, *, for_code: bool
@@ -464,9 +461,7 @@ class ComputeSerializer:
         end = start + header.body_length
         if end > self.limits.max_size:
             return
-        decode = self._body_decoders.get(strategy)
-        if decode is None:
-            decode = self._body_decoders[strategy] = self._body_decoder(strategy)
+        decode = self._body_decoder(strategy)
         head = header.prefix + _COUNTS(0, header.body_length, header.metadata_length, 0)
         known = self._known
         if len(known) >= _MAX_KNOWN_HEADERS:
@@ -728,12 +723,11 @@ class _Headers:
         self.small: dict[int, bytes] = {}
 
     def header(self, size: int) -> bytes:
-        """The header of a message with a ``size``-byte body and no buffers."""
-        header = self.small.get(size)
-        if header is None:
-            header = self.prefix + _COUNTS(0, size, len(self.meta), 0) + self.meta
-            if size < self._SMALL:
-                self.small[size] = header
+        """The header of a message with a ``size``-byte body and no buffers; made
+        here when ``small`` does not hold it (callers look there first)."""
+        header = self.prefix + _COUNTS(0, size, len(self.meta), 0) + self.meta
+        if size < self._SMALL:
+            self.small[size] = header
         return header
 
 
