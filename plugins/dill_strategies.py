@@ -154,34 +154,30 @@ class _CompatPickler(pickle.Pickler):
             state = None
         if attributes:
             state = state, attributes
-        fields = (fn.__code__, _ModuleDict(module), fn.__name__, fn.__defaults__)
+        fields = (fn.__code__, _module_dict(module), fn.__name__, fn.__defaults__)
         return _dill._create_function, (*fields, fn.__closure__), state
 
 
 _ABSENT = object()
 
 
-class _ModuleDict:
-    """Pickles as ``getattr(_import_module(name), "__dict__")``: the receiver's
-    dict of module ``name`` (dill writes the global ``name.__dict__``, or
-    ``__builtin__.__main__`` for ``__main__``; both mean this)."""
+class _Call:
+    """Pickles as the call ``func(*args)``, which the receiver makes."""
 
-    __slots__ = ("name",)
+    __slots__ = ("args", "func")
 
-    def __init__(self, name: str) -> None:
-        self.name = name
+    def __init__(self, func: Any, *args: Any) -> None:
+        self.func, self.args = func, args
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return getattr, (_Module(self.name), "__dict__")
+        return self.func, self.args
 
 
-class _Module(_ModuleDict):
-    """Pickles as ``dill._dill._import_module(name)``."""
-
-    __slots__ = ()
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return _dill._import_module, (self.name,)
+def _module_dict(name: str) -> _Call:
+    """The receiver's namespace of module ``name``: dill writes the global
+    ``name.__dict__`` (``__builtin__.__main__`` for ``__main__``), which means the
+    same as ``getattr(_import_module(name), "__dict__")``."""
+    return _Call(getattr, _Call(_dill._import_module, name), "__dict__")
 
 
 class _FieldsRecorder:

@@ -437,6 +437,14 @@ def test_main_functions_bind_the_receivers_main_namespace(
     assert REFERENCE.deserialize(FREIGHT.serialize(main_function))(4) == 12
 
 
+def test_a_function_met_twice_is_written_once(dill_dumps_calls: list[Any]) -> None:
+    # The second reference is pickle's memo, not a cycle: no reason to use dill.
+    closure = samples.make_closure(3)
+    decoded = dill.loads(dill_strategies.compat_dumps([closure, closure]))
+    assert dill_dumps_calls == []
+    assert decoded[0] is decoded[1] and decoded[0](5) == closure(5)
+
+
 def _recursive() -> Callable[[int], int]:
     def countdown(n: int) -> int:
         return 0 if n == 0 else countdown(n - 1)
