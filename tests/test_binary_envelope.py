@@ -15,17 +15,14 @@ header layout is written out here from the document, not imported from
 from __future__ import annotations
 
 import base64
-import contextlib
 import functools
 import gc
 import json
 import struct
 import sys
-import tracemalloc
 import types
 import weakref
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from pickle import PickleBuffer
 from typing import Any, ClassVar
 
@@ -34,6 +31,7 @@ import numpy as np
 import pytest
 import samples
 from buffer_strategy import RawBuffers
+from memory import traced
 
 from freight.plugins import (
     combo_strategies,
@@ -98,31 +96,6 @@ def with_metadata(header: bytes, metadata: bytes) -> bytes:
     n = struct.unpack_from("<I", header, OFF_N)[0]
     fixed_and_table = patched(header[: OFF_TABLE + 8 * n], OFF_M, "I", len(metadata))
     return fixed_and_table + metadata
-
-
-@dataclass
-class Traced:
-    peak: int = 0
-    retained: int = 0
-
-
-@contextlib.contextmanager
-def traced() -> Iterator[Traced]:
-    """Bytes allocated at the peak of the block, and still held after it (leaving
-    tracemalloc as it was, in case something else is tracing)."""
-    memory = Traced()
-    was_tracing = tracemalloc.is_tracing()
-    if not was_tracing:
-        tracemalloc.start()
-    tracemalloc.reset_peak()
-    before, _ = tracemalloc.get_traced_memory()
-    try:
-        yield memory
-    finally:
-        current, peak = tracemalloc.get_traced_memory()
-        if not was_tracing:
-            tracemalloc.stop()
-        memory.peak, memory.retained = peak - before, current - before
 
 
 def patched(data: bytes, offset: int, fmt: str, value: int) -> bytes:

@@ -35,7 +35,6 @@ import pickletools
 import re
 import struct
 import time
-import tracemalloc
 import types
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -48,6 +47,7 @@ from buffer_strategy import RawBuffers
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
+from memory import traced
 
 from freight.plugins import json_strategies
 from freight.plugins.dill_strategies import DillDataBase64
@@ -442,26 +442,18 @@ def survives(call: Callable[[Any], Any], wire: Any) -> Outcome:
     """Run ``call(wire)``: it returns or raises ``DeserializationError`` (anything
     else propagates and fails the test); check time and peak memory."""
     start = time.perf_counter()
-    was_tracing = tracemalloc.is_tracing()
-    if not was_tracing:
-        tracemalloc.start()
-    tracemalloc.reset_peak()
-    before, _ = tracemalloc.get_traced_memory()
-    try:
-        call(wire)
-        returned = True
-    except DeserializationError as e:
-        assert str(e), "a DeserializationError must say what was wrong"
-        returned = False
-        words = re.sub(r"\d+", "N", str(e)).split()
-        reason = " ".join(words[:4])
-    else:
-        reason = "decoded"
-    finally:
-        _, peak = tracemalloc.get_traced_memory()
-        peak -= before
-        if not was_tracing:
-            tracemalloc.stop()
+    with traced() as memory:
+        try:
+            call(wire)
+            returned = True
+        except DeserializationError as e:
+            assert str(e), "a DeserializationError must say what was wrong"
+            returned = False
+            words = re.sub(r"\d+", "N", str(e)).split()
+            reason = " ".join(words[:4])
+        else:
+            reason = "decoded"
+    peak = memory.peak
     seconds = time.perf_counter() - start
     assert seconds < HANG_BOUND_SECONDS, f"took {seconds:.1f} s"
     assert peak < MEMORY_BOUND, f"peak {peak} bytes"
