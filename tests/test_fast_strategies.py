@@ -40,7 +40,7 @@ from freight.serialize import (
     binary,
     default_registry,
 )
-from freight.testing import strategy_conformance
+from freight.testing import assert_same_value, strategy_conformance
 from freight.testing import values as kit_values
 from freight.testing.callables import callables as kit_callables
 
@@ -105,26 +105,10 @@ def test_declared_properties() -> None:
 
 # -- PickleData: values --------------------------------------------------------------
 
-hashable = st.none() | st.booleans() | st.integers() | st.text() | st.binary()
-picklable = st.recursive(
-    hashable
-    | st.floats(allow_nan=False)
-    | st.complex_numbers(allow_nan=False)
-    | st.binary(max_size=64).map(bytearray),
-    lambda children: (
-        st.lists(children, max_size=4)
-        | st.tuples(children, children)
-        | st.dictionaries(hashable, children, max_size=4)
-        | st.frozensets(hashable, max_size=4)
-    ),
-    max_leaves=12,
-)
-
-
 @SETTINGS
-@given(value=picklable, envelope=st.sampled_from(sorted(ENVELOPES)))
+@given(value=kit_values.picklable_values(), envelope=st.sampled_from(sorted(ENVELOPES)))
 def test_pickle_round_trips_picklable_values(value: Any, envelope: str) -> None:
-    assert same(round_trip(PICKLE, value, envelope), value)
+    assert_same_value(round_trip(PICKLE, value, envelope), value)
 
 
 @envelopes

@@ -30,6 +30,8 @@ from freight.serialize import (
     pack_buffers,
     unpack_buffers,
 )
+from freight.testing import assert_same_value
+from freight.testing import values as kit_values
 
 # -- what is registered ---------------------------------------------------------------
 
@@ -67,70 +69,11 @@ def code_serializer(rec: RegisteredStrategy) -> ComputeSerializer:
 
 # -- data domains ---------------------------------------------------------------------
 
-finite_floats = st.floats(allow_nan=False, allow_infinity=False)
-
-#: What ``json`` carries without loss: None, bools, ints, finite floats, text, lists
-#: and str-keyed dicts, nested.
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | finite_floats | st.text(),
-    lambda children: (
-        st.lists(children, max_size=4)
-        | st.dictionaries(st.text(max_size=8), children, max_size=4)
-    ),
-    max_leaves=16,
-)
-
-hashable_scalars = (
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | finite_floats
-    | st.text(max_size=8)
-    | st.binary(max_size=8)
-)
-hashables = st.recursive(
-    hashable_scalars,
-    lambda children: (
-        st.tuples(children, children) | st.frozensets(children, max_size=3)
-    ),
-    max_leaves=6,
-)
-
-#: What pickle (and dill) carry: the JSON domain plus tuples, bytes, sets,
-#: frozensets, complex numbers, non-str dict keys, Decimal and datetime, nested.
-#: NaNs are left out only because they are not equal to themselves.
-picklable_values = st.recursive(
-    hashable_scalars
-    | st.complex_numbers(allow_nan=False, allow_infinity=False)
-    | st.decimals(allow_nan=False)
-    | st.datetimes()
-    | st.dates()
-    | st.binary(max_size=16).map(bytearray),
-    lambda children: (
-        st.lists(children, max_size=4)
-        | st.tuples(children, children)
-        | st.dictionaries(hashables, children, max_size=4)
-        | st.sets(hashables, max_size=4)
-        | st.frozensets(hashables, max_size=4)
-    ),
-    max_leaves=16,
-)
-
-#: What msgpack carries: the JSON domain with 64-bit ints, plus bytes; tuples come
-#: back as lists, so the generator makes none.
-msgpack_values = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**63), max_value=2**64 - 1)
-    | finite_floats
-    | st.text()
-    | st.binary(max_size=32),
-    lambda children: (
-        st.lists(children, max_size=4)
-        | st.dictionaries(st.text(max_size=8), children, max_size=4)
-    ),
-    max_leaves=16,
-)
+# The domains are freight.testing's generators, the ones the conformance kit offers
+# plugin authors; results are compared with its strict ``assert_same_value``.
+json_values = kit_values.json_values()
+picklable_values = kit_values.picklable_values()
+msgpack_values = kit_values.msgpack_values()
 
 JSON_DOMAIN = "json-able values"
 PICKLE_DOMAIN = "picklable values"
@@ -187,7 +130,7 @@ def test_every_general_data_strategy_round_trips_json_values(
     serializer = data_serializer(rec)
     payload = serializer.serialize(value)
     assert payload.startswith(rec.identifier)
-    assert serializer.deserialize(payload) == value
+    assert_same_value(serializer.deserialize(payload), value)
 
 
 @pytest.mark.parametrize("rec", MSGPACK_DOMAIN_RECORDS, ids=record_id)
@@ -201,9 +144,7 @@ def test_msgpack_data_strategies_round_trip_msgpack_values(
         (serializer.serialize, serializer.deserialize),
         (serializer.dumps, serializer.loads),
     ]:
-        result = decode(encode(value))  # type: ignore[operator]
-        assert result == value
-        assert type(result) is type(value)
+        assert_same_value(decode(encode(value)), value)  # type: ignore[operator]
 
 
 @pytest.mark.parametrize("rec", PICKLE_DOMAIN_RECORDS, ids=record_id)
@@ -218,11 +159,9 @@ def test_dill_based_data_strategies_round_trip_picklable_values(
     serializer = data_serializer(rec)
     payload = serializer.serialize(value)
     assert payload.startswith(rec.identifier)
-    result = serializer.deserialize(payload)
-    assert result == value
-    # Equality alone accepts a set for a frozenset and bytes for a bytearray; the
-    # top-level type must survive as well.
-    assert type(result) is type(value)
+    # Types all the way down: equality alone accepts a set for a frozenset and
+    # bytes for a bytearray.
+    assert_same_value(serializer.deserialize(payload), value)
 
 
 # -- callables ------------------------------------------------------------------------
