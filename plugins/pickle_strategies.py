@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from freight.serialize import (
+    BodyEncoder,
     BytesStrategy,
     DeserializationError,
     Property,
@@ -205,6 +206,10 @@ class PickleData(_PickleFamily):
         if kind in _TOP_LEVEL_BUFFERS:
             return _top_level_frames(obj, kind)
         return dumps_frames(obj)
+
+    def body_encoder(self) -> BodyEncoder:
+        # As to_frames: a scalar is pickle.dumps(obj, PROTOCOL), with no buffers.
+        return BodyEncoder(_SCALARS, pickle.dumps, (PROTOCOL,))
 
     def from_frames(self, body: bytes | memoryview, buffers: list[memoryview]) -> Any:
         if body and body[0] == _RAW:

@@ -46,6 +46,7 @@ from freight.serialize.remote_errors import (
     exception_to_dict,
 )
 from freight.serialize.strategy import (
+    BodyEncoder,
     BytesStrategy,
     ComboSerializationStrategy,
     Property,
@@ -61,6 +62,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "IDENTIFIER_LENGTH",
     "AllowlistWildcard",
+    "BodyEncoder",
     "BytesStrategy",
     "ComboSerializationStrategy",
     "ComputeSerializer",

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from freight.serialize import binary, text
+from freight.serialize import binary, fastpath, text
 from freight.serialize.binary import BufferLike
 from freight.serialize.cache import FunctionCache
 from freight.serialize.errors import (
@@ -170,7 +170,7 @@ class ComputeSerializer:
         self.code_serializer: SerializationStrategy = self._select(
             strategy_code, DEFAULT_CODE_STRATEGY, for_code=True
         )
-        self.data_serializer: SerializationStrategy = self._select(
+        data_serializer = self._select(
             strategy_data, DEFAULT_DATA_STRATEGY, for_code=False
         )
         self.allowed_deserializer_types = parse_allowlist(
@@ -183,6 +183,33 @@ class ComputeSerializer:
         # Headers of buffer-free messages decoded before, by message length
         # (see _learn).
         self._known: dict[int, _Known] = {}
+        self.data_serializer = data_serializer
+
+    @property
+    def data_serializer(self) -> SerializationStrategy:
+        """The strategy that encodes everything not callable."""
+        return self._data_serializer
+
+    @data_serializer.setter
+    def data_serializer(self, strategy: SerializationStrategy) -> None:
+        # Decoders admitted and headers learned may name the previous one.
+        self._data_serializer = strategy
+        self._admitted.clear()
+        self._decoders.clear()
+        self._known.clear()
+        heads = self._heads.get(strategy) or self._head_for(strategy)
+        self._fast: fastpath.FastPathLike = fastpath.FastPath(
+            strategy=strategy,
+            encoders=_encoders(strategy),
+            heads=heads.small,
+            make_header=heads.header,
+            assemble=self._blob_of,
+            dumps_code=self._dumps_code,
+            encode_failed=_encode_failure,
+            known=self._known,
+            loads_slow=self._loads_slow,
+            decode_failed=_decode_failure,
+        )
 
     def _select(
         self, value: Strategylike | None, default: str, *, for_code: bool
@@ -340,19 +367,15 @@ class ComputeSerializer:
         Out-of-band buffers are copied once, into the blob; ``dumps_frames``
         avoids even that.  Raises ``SerializationError``.
         """
-        if callable(obj):
-            # One cached form per function in the binary envelope: its frames.
-            return b"".join(self._encode_code(obj, "frames", self._frames))
-        strategy = self.data_serializer
-        try:
-            body, buffers = strategy.to_frames(obj)
-        except Exception as e:
-            raise _encode_failure(strategy, e) from e
-        if not buffers and type(body) is bytes:
-            heads = self._heads.get(strategy) or self._head_for(strategy)
-            size = len(body)
-            return (heads.small.get(size) or heads.header(size)) + body
-        return b"".join(self._assemble(strategy, body, buffers))
+        return self._fast.dumps(obj)
+
+    def _dumps_code(self, fn: Any) -> bytes:
+        # One cached form per function in the binary envelope: its frames.
+        return b"".join(self._encode_code(fn, "frames", self._frames))
+
+    def _blob_of(self, body: BufferLike, buffers: list[BufferLike]) -> bytes:
+        """The blob of a data message the fast path did not assemble itself."""
+        return b"".join(self._assemble(self.data_serializer, body, buffers))
 
     def dumps_frames(self, obj: Any) -> list[BufferLike]:
         """The binary message for ``obj`` as frames: ``[header, body, *buffers]``.
@@ -403,19 +426,14 @@ class ComputeSerializer:
         allowlist before any of the body is decoded.  Raises
         ``DeserializationError``.
         """
-        if type(data) is bytes:
-            # A buffer-free message whose header (metadata included) equals one
-            # that this serializer parsed, checked and admitted: same verdict.
-            known = self._known.get(len(data))
-            if known is not None:
-                head, start, small, decode, strategy = known
-                if data[:start] == head:
-                    body = data[start:] if small else memoryview(data)[start:]
-                    try:
-                        return decode(body)
-                    except Exception as e:
-                        raise _decode_failure(strategy, e) from e
-        elif isinstance(data, str):
+        # A buffer-free message whose header (metadata included) equals one that
+        # this serializer parsed, checked and admitted decodes at once: same
+        # verdict (see _learn).
+        return self._fast.loads(data)
+
+    def _loads_slow(self, data: BufferLike) -> Any:
+        """``loads`` for a message whose header is not a learned one."""
+        if isinstance(data, str):
             raise DeserializationError(
                 "loads() takes bytes, bytearray or memoryview, got str; text"
                 " payloads go to deserialize()"
@@ -741,6 +759,23 @@ _COUNTS = binary.COUNTS_AND_RESERVED.pack
 _SMALL_BODY = binary.SMALL_BODY
 #: How many headers the decode fast paths remember (see ``_learn``).
 _MAX_KNOWN_HEADERS = 4096
+
+
+def _encoders(strategy: SerializationStrategy) -> dict[type, tuple[Any, ...]]:
+    """The fast path's ``{type: (function, *args)}`` from ``strategy.body_encoder()``.
+
+    Types whose instances are callable are left out: ``dumps`` sends those to the
+    code strategy.
+    """
+    spec = strategy.body_encoder()
+    if spec is None:
+        return {}
+    call = (spec.function, *spec.args)
+    return {
+        kind: call
+        for kind in spec.types
+        if not any("__call__" in vars(k) for k in kind.__mro__)
+    }
 
 
 def _producer_metadata(strategy: SerializationStrategy) -> bytes:

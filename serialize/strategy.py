@@ -27,7 +27,7 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from enum import Flag, auto
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from freight.serialize.binary import BufferLike
 from freight.serialize.errors import DeserializationError, SerializationError
@@ -93,6 +93,16 @@ class Property(Flag):
 
 
 NO_PROPERTIES = Property(0)
+
+
+class BodyEncoder(NamedTuple):
+    """A strategy's direct encoder for some exact types (``body_encoder``)."""
+
+    #: The types it covers, exactly (not their subclasses).
+    types: frozenset[type]
+    #: Called as ``function(obj, *args)``; returns the body as ``bytes``.
+    function: Callable[..., bytes]
+    args: tuple[Any, ...] = ()
 
 
 class SerializationStrategy(ABC):
@@ -206,6 +216,19 @@ class SerializationStrategy(ABC):
             return self.from_frames(body, [])
 
         return decode
+
+    def body_encoder(self) -> BodyEncoder | None:
+        """How to encode some objects to a buffer-free body with no Python call of
+        the strategy's own, or ``None`` (the default: everything goes through
+        ``to_frames``).
+
+        The facade asks once per serializer and calls ``function(obj, *args)`` for
+        every object whose type is exactly one of ``types`` (say, ``int``: one call
+        of ``pickle.dumps``).  The result must be the ``bytes`` body ``to_frames``
+        would give, with no buffers; an exception or any other result sends the
+        object through ``to_frames`` instead.
+        """
+        return None
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.identifier!r}>"

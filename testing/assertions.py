@@ -450,11 +450,15 @@ def assert_roundtrip(
     same exception type).  Every payload is also checked against the contract: the
     text payload starts with the identifier, the binary header names it, and a
     ``text_body`` strategy's binary body is UTF-8.  Frames are copied to bytes
-    before decoding, as a transport would.  Binary payloads are decoded twice: the
-    second time the serializer has seen the header, and a message without
-    buffers goes through the strategy's ``body_decoder()``.
+    before decoding, as a transport would.  A blob is made by the serializer's
+    ``dumps``, so a value whose type the strategy's ``body_encoder()`` covers is
+    encoded by it.  Binary payloads are decoded twice: the second time the
+    serializer has seen the header, and a message without buffers goes through
+    the strategy's ``body_decoder()``.
     """
     kit = kit_serializer(strategy)
+    if not kit.strategy.for_code:
+        _check_body_encoder(kit, value)
     for envelope in envelopes:
         where = f"{kit.name} ({envelope} envelope)"
         try:
@@ -481,6 +485,55 @@ def assert_roundtrip(
                 assert_same_value(decoded, value)
             except AssertionError as e:
                 raise AssertionError(f"{here} changed the value: {e}") from None
+
+
+def _check_body_encoder(kit: KitSerializer, value: Any) -> None:
+    """Each part of ``value`` (itself, and items of the containers in it, up to
+    ``_PARTS``) whose type ``body_encoder()`` covers must come back from the body it
+    makes, through ``from_frames``: that body is sent in place of ``to_frames``'.
+    (An encoder may raise or return something else than bytes: the serializer then
+    asks ``to_frames``.)"""
+    spec = kit.strategy.body_encoder()
+    if spec is None:
+        return
+    for part in _parts(value):
+        if type(part) not in spec.types:
+            continue
+        try:
+            body = spec.function(part, *spec.args)
+        except Exception:
+            continue
+        if type(body) is not bytes:
+            continue
+        where = f"{kit.name}.body_encoder() on {short_repr(part)}"
+        try:
+            decoded = kit.strategy.from_frames(body, [])
+        except Exception as e:
+            raise AssertionError(
+                f"{where} made a body from_frames cannot read: {e!r}"
+            ) from e
+        try:
+            assert_same_value(decoded, part)
+        except AssertionError as e:
+            raise AssertionError(f"{where} disagrees with to_frames: {e}") from None
+
+
+_PARTS = 64
+
+
+def _parts(value: Any) -> Iterator[Any]:
+    """``value`` and what the lists, tuples, sets and dicts in it hold (keys too),
+    breadth first, at most ``_PARTS`` of them."""
+    queue = [value]
+    for count, item in enumerate(queue):
+        if count == _PARTS:
+            return
+        yield item
+        if type(item) in (list, tuple, set, frozenset):
+            queue.extend(item)
+        elif type(item) is dict:
+            for key, val in item.items():
+                queue.extend((key, val))
 
 
 def _check_payload_shape(

@@ -47,3 +47,19 @@ def fake_dists(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     yield make
     for module in modules:
         sys.modules.pop(module, None)
+
+
+@pytest.fixture(params=["c", "python"])
+def each_fast_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
+    """Run a test once with the C fast path (``freight.serialize._accel``) and once
+    with its pure-Python twin: serializers made during the test use that one."""
+    from freight.serialize import fastpath
+
+    if request.param == "c":
+        accel = pytest.importorskip(
+            "freight.serialize._accel", reason="the C accelerator is not built"
+        )
+        monkeypatch.setattr(fastpath, "FastPath", accel.FastPath)
+    else:
+        monkeypatch.setattr(fastpath, "FastPath", fastpath.PyFastPath)
+    return request.param

@@ -48,6 +48,9 @@ from freight.serialize import (
     hookimpl,
 )
 
+# Every test here runs with the C fast path and with its pure-Python twin.
+pytestmark = pytest.mark.usefixtures("each_fast_path")
+
 # -- the layout, as BINARY_FORMAT.md states it -----------------------------------------
 
 MESSAGE_MAGIC = b"\x93FRT"

@@ -60,6 +60,9 @@ from freight.serialize import (
     hookimpl,
 )
 
+# Every test here runs with the C fast path and with its pure-Python twin.
+pytestmark = pytest.mark.usefixtures("each_fast_path")
+
 MAX_EXAMPLES = int(os.environ.get("FREIGHT_FUZZ_EXAMPLES", "200"))
 FUZZ = settings(
     max_examples=MAX_EXAMPLES,

@@ -226,6 +226,20 @@ BROKEN = {
         """,
         {"test_roundtrip"},
     ),
+    "a body_encoder that disagrees with to_frames": (
+        """
+        from freight.serialize import BodyEncoder
+
+        class StaleEncoder(GoodJSON):
+            def body_encoder(self):
+                # Every JSON scalar comes back wrapped in a list.
+                scalars = frozenset({int, float, str, bool, type(None)})
+                return BodyEncoder(scalars, lambda v: json.dumps([v]).encode())
+
+        TestEnc = strategy_conformance(StaleEncoder, values=json_values(), **OPTIONS)
+        """,
+        {"test_roundtrip"},
+    ),
     "a claim of determinism that does not hold": (
         """
         class Nonce(GoodJSON):

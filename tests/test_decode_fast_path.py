@@ -28,6 +28,9 @@ from freight.serialize import (
 )
 from freight.serialize.binary import SMALL_BODY
 
+# Every test here runs with the C fast path and with its pure-Python twin.
+pytestmark = pytest.mark.usefixtures("each_fast_path")
+
 
 class BodyTypes(BytesStrategy):
     """Bytes pass through unchanged; records the type of every body it is handed."""

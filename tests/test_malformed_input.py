@@ -41,6 +41,9 @@ from freight.serialize import (
     unpack_buffers,
 )
 
+# Every test here runs with the C fast path and with its pure-Python twin.
+pytestmark = pytest.mark.usefixtures("each_fast_path")
+
 # -- helpers --------------------------------------------------------------------------
 
 REGISTERED = list(default_registry())

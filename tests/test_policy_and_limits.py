@@ -25,6 +25,9 @@ from freight.serialize import (
     hookimpl,
 )
 
+# Every test here runs with the C fast path and with its pure-Python twin.
+pytestmark = pytest.mark.usefixtures("each_fast_path")
+
 
 class SpyData(BytesStrategy):
     """A data strategy with no properties that records whether it decoded."""

@@ -18,6 +18,9 @@ from freight.plugins.pickle_strategies import (
 )
 from freight.serialize import ComputeSerializer, DeserializationError, binary
 
+# Every test here runs with the C fast path and with its pure-Python twin.
+pytestmark = pytest.mark.usefixtures("each_fast_path")
+
 RESTRICTED = ComputeSerializer(strategy_data=PickleData(SAFE_DATA_GLOBALS))
 PLAIN = ComputeSerializer()
 

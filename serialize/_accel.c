@@ -1,0 +1,428 @@
+/* freight.serialize._accel: the binary envelope's per-message fast paths in C.
+ *
+ * FastPath is the C twin of freight.serialize.fastpath.PyFastPath, whose
+ * docstrings are the specification; tests run both.  It holds no state and makes
+ * no decision of its own: it reads the tables its ComputeSerializer keeps
+ * (learned headers, header caches, the data strategy's body encoders) and calls
+ * back into the serializer for everything else.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <string.h>
+
+/* Encoder calls with up to this many arguments (obj included) use the stack. */
+#define MAX_STACK_ARGS 8
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *strategy;      /* the data strategy */
+    PyObject *to_frames;     /* strategy.to_frames */
+    PyObject *encoders;      /* dict: type -> (function, *args) */
+    PyObject *heads;         /* dict: int -> bytes */
+    PyObject *make_header;   /* callable(size) -> bytes */
+    PyObject *assemble;      /* callable(body, buffers) -> bytes */
+    PyObject *dumps_code;    /* callable(obj) -> bytes */
+    PyObject *encode_failed; /* callable(strategy, exc) -> exception */
+    PyObject *known;         /* dict: int -> (head, start, small, decode, strategy) */
+    PyObject *loads_slow;    /* callable(data) */
+    PyObject *decode_failed; /* callable(strategy, exc) -> exception */
+} FastPath;
+
+/* With an Exception set: replace it by failed(strategy, exc), raised from exc
+ * (as `raise failed(strategy, e) from e` inside `except Exception as e`).
+ * Anything else (KeyboardInterrupt, ...) propagates as it is. */
+static void
+raise_from(PyObject *failed, PyObject *strategy)
+{
+    if (!PyErr_ExceptionMatches(PyExc_Exception)) {
+        return;
+    }
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    PyErr_NormalizeException(&type, &value, &traceback);
+    if (traceback != NULL) {
+        PyException_SetTraceback(value, traceback);
+    }
+    PyObject *error = PyObject_CallFunctionObjArgs(failed, strategy, value, NULL);
+    if (error != NULL) {
+        if (PyExceptionInstance_Check(error)) {
+            Py_INCREF(value);
+            PyException_SetCause(error, value); /* steals; suppresses context */
+            if (error != value) {
+                Py_INCREF(value);
+                PyException_SetContext(error, value); /* steals */
+            }
+            PyErr_SetObject((PyObject *)Py_TYPE(error), error);
+        }
+        else {
+            PyErr_SetString(PyExc_TypeError,
+                            "freight: a failure callback must return an exception");
+        }
+        Py_DECREF(error);
+    }
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(traceback);
+}
+
+/* header + body, one allocation; header from heads or make_header. */
+static PyObject *
+blob(FastPath *self, PyObject *body)
+{
+    Py_ssize_t size = PyBytes_GET_SIZE(body);
+    PyObject *key = PyLong_FromSsize_t(size);
+    if (key == NULL) {
+        return NULL;
+    }
+    PyObject *header = PyDict_GetItemWithError(self->heads, key);
+    if (header != NULL) {
+        Py_INCREF(header);
+    }
+    else if (!PyErr_Occurred()) {
+        header = PyObject_CallOneArg(self->make_header, key);
+    }
+    Py_DECREF(key);
+    if (header == NULL) {
+        return NULL;
+    }
+    if (!PyBytes_CheckExact(header)) {
+        PyErr_SetString(PyExc_TypeError, "freight: a message header must be bytes");
+        Py_DECREF(header);
+        return NULL;
+    }
+    Py_ssize_t hsize = PyBytes_GET_SIZE(header);
+    PyObject *out = PyBytes_FromStringAndSize(NULL, hsize + size);
+    if (out != NULL) {
+        memcpy(PyBytes_AS_STRING(out), PyBytes_AS_STRING(header), (size_t)hsize);
+        memcpy(PyBytes_AS_STRING(out) + hsize, PyBytes_AS_STRING(body), (size_t)size);
+    }
+    Py_DECREF(header);
+    return out;
+}
+
+/* encoders[type(obj)](obj, *args) as bytes; NULL without an error set when there
+ * is no encoder, it raised an Exception, or it returned something else. */
+static PyObject *
+direct_body(FastPath *self, PyObject *obj)
+{
+    PyObject *spec = PyDict_GetItemWithError(self->encoders, (PyObject *)Py_TYPE(obj));
+    if (spec == NULL) {
+        return NULL;
+    }
+    if (!PyTuple_Check(spec) || PyTuple_GET_SIZE(spec) < 1) {
+        PyErr_SetString(PyExc_TypeError,
+                        "freight: an encoder is a tuple (function, *args)");
+        return NULL;
+    }
+    Py_ssize_t nspec = PyTuple_GET_SIZE(spec);
+    /* The spec may leave the table while the encoder runs. */
+    Py_INCREF(spec);
+    PyObject *body;
+    if (nspec <= MAX_STACK_ARGS) {
+        PyObject *stack[MAX_STACK_ARGS];
+        stack[0] = obj;
+        for (Py_ssize_t i = 1; i < nspec; i++) {
+            stack[i] = PyTuple_GET_ITEM(spec, i);
+        }
+        body = PyObject_Vectorcall(PyTuple_GET_ITEM(spec, 0), stack, nspec, NULL);
+    }
+    else {
+        PyObject *args = PyTuple_New(nspec);
+        body = NULL;
+        if (args != NULL) {
+            Py_INCREF(obj);
+            PyTuple_SET_ITEM(args, 0, obj);
+            for (Py_ssize_t i = 1; i < nspec; i++) {
+                Py_INCREF(PyTuple_GET_ITEM(spec, i));
+                PyTuple_SET_ITEM(args, i, PyTuple_GET_ITEM(spec, i));
+            }
+            body = PyObject_Call(PyTuple_GET_ITEM(spec, 0), args, NULL);
+            Py_DECREF(args);
+        }
+    }
+    Py_DECREF(spec);
+    if (body == NULL) {
+        if (PyErr_ExceptionMatches(PyExc_Exception)) {
+            PyErr_Clear(); /* to_frames encodes again and reports it */
+        }
+        return NULL;
+    }
+    if (!PyBytes_CheckExact(body)) {
+        Py_DECREF(body);
+        return NULL;
+    }
+    return body;
+}
+
+static PyObject *
+fast_dumps(FastPath *self, PyObject *obj)
+{
+    PyObject *body = direct_body(self, obj);
+    if (body != NULL) {
+        PyObject *out = blob(self, body);
+        Py_DECREF(body);
+        return out;
+    }
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    if (PyCallable_Check(obj)) {
+        return PyObject_CallOneArg(self->dumps_code, obj);
+    }
+    PyObject *frames = PyObject_CallOneArg(self->to_frames, obj);
+    if (frames == NULL) {
+        raise_from(self->encode_failed, self->strategy);
+        return NULL;
+    }
+    if (!PyTuple_CheckExact(frames)) {
+        Py_SETREF(frames, PySequence_Tuple(frames));
+    }
+    if (frames == NULL || PyTuple_GET_SIZE(frames) != 2) {
+        if (frames != NULL) {
+            Py_DECREF(frames);
+            PyErr_SetString(PyExc_ValueError,
+                            "to_frames must return (body, buffers)");
+        }
+        raise_from(self->encode_failed, self->strategy);
+        return NULL;
+    }
+    PyObject *out;
+    body = PyTuple_GET_ITEM(frames, 0);
+    PyObject *buffers = PyTuple_GET_ITEM(frames, 1);
+    int has_buffers = PyObject_IsTrue(buffers);
+    if (has_buffers < 0) {
+        out = NULL;
+    }
+    else if (!has_buffers && PyBytes_CheckExact(body)) {
+        out = blob(self, body);
+    }
+    else {
+        out = PyObject_CallFunctionObjArgs(self->assemble, body, buffers, NULL);
+    }
+    Py_DECREF(frames);
+    return out;
+}
+
+/* data[start:] as bytes (small) or as a memoryview of data. */
+static PyObject *
+body_of(PyObject *data, Py_ssize_t start, int small)
+{
+    Py_ssize_t end = PyBytes_GET_SIZE(data);
+    if (small) {
+        return PyBytes_FromStringAndSize(PyBytes_AS_STRING(data) + start, end - start);
+    }
+    PyObject *view = PyMemoryView_FromObject(data);
+    if (view == NULL) {
+        return NULL;
+    }
+    PyObject *slice = PySequence_GetSlice(view, start, end);
+    Py_DECREF(view);
+    return slice;
+}
+
+static PyObject *
+fast_loads(FastPath *self, PyObject *data)
+{
+    if (!PyBytes_CheckExact(data)) {
+        return PyObject_CallOneArg(self->loads_slow, data);
+    }
+    PyObject *key = PyLong_FromSsize_t(PyBytes_GET_SIZE(data));
+    if (key == NULL) {
+        return NULL;
+    }
+    PyObject *entry = PyDict_GetItemWithError(self->known, key);
+    Py_DECREF(key);
+    if (entry == NULL) {
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
+        return PyObject_CallOneArg(self->loads_slow, data);
+    }
+    if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 5) {
+        PyErr_SetString(PyExc_TypeError, "freight: a learned header is a 5-tuple");
+        return NULL;
+    }
+    PyObject *head = PyTuple_GET_ITEM(entry, 0);
+    Py_ssize_t start = PyLong_AsSsize_t(PyTuple_GET_ITEM(entry, 1));
+    if (start == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (!PyBytes_CheckExact(head) || PyBytes_GET_SIZE(head) != start
+        || start > PyBytes_GET_SIZE(data)) {
+        PyErr_SetString(PyExc_TypeError, "freight: a malformed learned header");
+        return NULL;
+    }
+    if (memcmp(PyBytes_AS_STRING(data), PyBytes_AS_STRING(head), (size_t)start) != 0) {
+        return PyObject_CallOneArg(self->loads_slow, data);
+    }
+    int small = PyObject_IsTrue(PyTuple_GET_ITEM(entry, 2));
+    if (small < 0) {
+        return NULL;
+    }
+    /* The entry may leave the table while decode runs. */
+    Py_INCREF(entry);
+    PyObject *result = NULL;
+    PyObject *body = body_of(data, start, small);
+    if (body != NULL) {
+        result = PyObject_CallOneArg(PyTuple_GET_ITEM(entry, 3), body);
+        Py_DECREF(body);
+    }
+    if (result == NULL) {
+        raise_from(self->decode_failed, PyTuple_GET_ITEM(entry, 4));
+    }
+    Py_DECREF(entry);
+    return result;
+}
+
+static int
+fast_init(FastPath *self, PyObject *args, PyObject *kwds)
+{
+    static char *names[] = {"strategy", "encoders", "heads", "make_header",
+                            "assemble", "dumps_code", "encode_failed", "known",
+                            "loads_slow", "decode_failed", NULL};
+    PyObject *strategy, *encoders, *heads, *make_header, *assemble, *dumps_code,
+        *encode_failed, *known, *loads_slow, *decode_failed;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO!O!OOOOO!OO:FastPath", names,
+                                     &strategy, &PyDict_Type, &encoders,
+                                     &PyDict_Type, &heads, &make_header, &assemble,
+                                     &dumps_code, &encode_failed, &PyDict_Type,
+                                     &known, &loads_slow, &decode_failed)) {
+        return -1;
+    }
+    PyObject *to_frames = PyObject_GetAttrString(strategy, "to_frames");
+    if (to_frames == NULL) {
+        return -1;
+    }
+    Py_XSETREF(self->to_frames, to_frames);
+    Py_INCREF(strategy);
+    Py_XSETREF(self->strategy, strategy);
+    Py_INCREF(encoders);
+    Py_XSETREF(self->encoders, encoders);
+    Py_INCREF(heads);
+    Py_XSETREF(self->heads, heads);
+    Py_INCREF(make_header);
+    Py_XSETREF(self->make_header, make_header);
+    Py_INCREF(assemble);
+    Py_XSETREF(self->assemble, assemble);
+    Py_INCREF(dumps_code);
+    Py_XSETREF(self->dumps_code, dumps_code);
+    Py_INCREF(encode_failed);
+    Py_XSETREF(self->encode_failed, encode_failed);
+    Py_INCREF(known);
+    Py_XSETREF(self->known, known);
+    Py_INCREF(loads_slow);
+    Py_XSETREF(self->loads_slow, loads_slow);
+    Py_INCREF(decode_failed);
+    Py_XSETREF(self->decode_failed, decode_failed);
+    return 0;
+}
+
+static int
+fast_traverse(FastPath *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->strategy);
+    Py_VISIT(self->encoders);
+    Py_VISIT(self->heads);
+    Py_VISIT(self->make_header);
+    Py_VISIT(self->assemble);
+    Py_VISIT(self->dumps_code);
+    Py_VISIT(self->encode_failed);
+    Py_VISIT(self->known);
+    Py_VISIT(self->loads_slow);
+    Py_VISIT(self->decode_failed);
+    Py_VISIT(self->to_frames);
+    return 0;
+}
+
+static int
+fast_clear(FastPath *self)
+{
+    Py_CLEAR(self->strategy);
+    Py_CLEAR(self->encoders);
+    Py_CLEAR(self->heads);
+    Py_CLEAR(self->make_header);
+    Py_CLEAR(self->assemble);
+    Py_CLEAR(self->dumps_code);
+    Py_CLEAR(self->encode_failed);
+    Py_CLEAR(self->known);
+    Py_CLEAR(self->loads_slow);
+    Py_CLEAR(self->decode_failed);
+    Py_CLEAR(self->to_frames);
+    return 0;
+}
+
+static void
+fast_dealloc(FastPath *self)
+{
+    PyObject_GC_UnTrack(self);
+    fast_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+checked(FastPath *self, PyObject *(*method)(FastPath *, PyObject *), PyObject *arg)
+{
+    if (self->known == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "freight: FastPath not initialised");
+        return NULL;
+    }
+    return method(self, arg);
+}
+
+static PyObject *
+dumps_method(PyObject *self, PyObject *obj)
+{
+    return checked((FastPath *)self, fast_dumps, obj);
+}
+
+static PyObject *
+loads_method(PyObject *self, PyObject *data)
+{
+    return checked((FastPath *)self, fast_loads, data);
+}
+
+static PyMethodDef fast_methods[] = {
+    {"dumps", dumps_method, METH_O, "The blob for obj (see the module docstring)."},
+    {"loads", loads_method, METH_O, "The object data holds (see the module docstring)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject FastPathType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "freight.serialize._accel.FastPath",
+    .tp_basicsize = sizeof(FastPath),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "The binary envelope's fast paths over a serializer's tables.",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)fast_init,
+    .tp_dealloc = (destructor)fast_dealloc,
+    .tp_traverse = (traverseproc)fast_traverse,
+    .tp_clear = (inquiry)fast_clear,
+    .tp_methods = fast_methods,
+};
+
+static struct PyModuleDef accel_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "freight.serialize._accel",
+    .m_doc = "C twin of freight.serialize.fastpath.",
+    .m_size = -1,
+};
+
+PyMODINIT_FUNC
+PyInit__accel(void)
+{
+    if (PyType_Ready(&FastPathType) < 0) {
+        return NULL;
+    }
+    PyObject *module = PyModule_Create(&accel_module);
+    if (module == NULL) {
+        return NULL;
+    }
+    Py_INCREF(&FastPathType);
+    if (PyModule_AddObject(module, "FastPath", (PyObject *)&FastPathType) < 0) {
+        Py_DECREF(&FastPathType);
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}
