@@ -251,7 +251,11 @@ class ComputeSerializer:
         Raises ``SerializationError`` (with the strategy's error as cause).
         """
         if not callable(data):
-            return self._text(self.data_serializer, data)
+            strategy = self._data_serializer
+            try:
+                return strategy.serialize(data)
+            except Exception as e:
+                raise _encode_failure(strategy, e) from e
         payload: str = self._encode_code(data, "text", self._text)
         return payload
 

@@ -20,6 +20,7 @@ import binascii
 import json
 import pickle
 import re
+import string
 import unicodedata
 import warnings
 from collections import Counter
@@ -27,6 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 import dill
+import pybase64
 import pytest
 import samples
 from hypothesis import HealthCheck, assume, given, settings
@@ -40,6 +42,7 @@ from freight.serialize import (
     pack_buffers,
     unpack_buffers,
 )
+from freight.serialize.text import decode_base64
 
 # Every test here runs with the C fast path and with its pure-Python twin.
 pytestmark = pytest.mark.usefixtures("each_fast_path")
@@ -181,6 +184,32 @@ def test_base64_body_with_characters_outside_the_alphabet_is_rejected(
     # pickle error (or, worse, into a different valid body).
     exc = deserialize_error(header + body)
     assert "not valid base64" in str(exc), str(exc)
+
+
+_BASE64ISH = st.text(
+    alphabet=string.ascii_letters + string.digits + "+/=-_ .\x00é",
+    max_size=200,
+)
+
+
+@settings(
+    max_examples=2000,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(text=_BASE64ISH)
+def test_short_and_long_base64_bodies_are_judged_alike(text: str) -> None:
+    # Short bodies decode with binascii, long ones with pybase64: either way a
+    # body decodes to the same bytes, or is refused, as pybase64 alone would.
+    try:
+        expected: bytes | None = pybase64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        expected = None
+    try:
+        got: bytes | None = decode_base64(text)
+    except DeserializationError:
+        got = None
+    assert got == expected
 
 
 def test_base64_body_with_the_references_line_breaks_still_decodes() -> None:
