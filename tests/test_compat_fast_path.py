@@ -321,16 +321,31 @@ def test_dill_payloads_decode_with_dill(dill_loads_calls: list[int]) -> None:
     assert len(dill_loads_calls) == 2
 
 
+# Short bodies are scanned with a regex, longer ones with bytes.find.
+SCANNED_SIZES = [0, dill_strategies._REGEX_LIMIT, dill_strategies._SCAN_LIMIT // 2]
+
+
+@pytest.mark.parametrize("padding", SCANNED_SIZES)
 @pytest.mark.parametrize(
     "marker", [b"dill", b"__builtin__", b"__main__"], ids=lambda m: m.decode()
 )
 def test_any_dill_marker_in_a_small_body_selects_dill(
-    marker: bytes, dill_loads_calls: list[int]
+    marker: bytes, padding: int, dill_loads_calls: list[int]
 ) -> None:
     # Even as data (a false positive): only the decoder changes, not the value.
-    value = {"note": marker}
+    value = {"note": marker, "pad": "p" * padding}
+    assert len(body(FREIGHT.serialize(value))) <= dill_strategies._SCAN_LIMIT
     assert FREIGHT.deserialize(FREIGHT.serialize(value)) == value
     assert len(dill_loads_calls) == 1
+
+
+@pytest.mark.parametrize("padding", SCANNED_SIZES)
+def test_a_small_body_without_markers_skips_dill(
+    padding: int, dill_loads_calls: list[int]
+) -> None:
+    value = {"note": b"dil_l __mai n__", "pad": "p" * padding}
+    assert FREIGHT.deserialize(FREIGHT.serialize(value)) == value
+    assert dill_loads_calls == []
 
 
 def test_large_bodies_are_not_scanned(dill_loads_calls: list[int]) -> None:
