@@ -315,8 +315,8 @@ class ComputeSerializer:
         """The strategy that decodes ``identifier``, once the allowlist and the
         policy have let it; raises ``DeserializationError`` otherwise."""
         strategy: SerializationStrategy
-        if identifier == self.data_serializer.identifier:
-            strategy = self.data_serializer
+        if identifier == self._data_serializer.identifier:
+            strategy = self._data_serializer
         elif identifier == self.code_serializer.identifier:
             strategy = self.code_serializer
         else:
@@ -379,7 +379,7 @@ class ComputeSerializer:
 
     def _blob_of(self, body: BufferLike, buffers: list[BufferLike]) -> bytes:
         """The blob of a data message the fast path did not assemble itself."""
-        return b"".join(self._assemble(self.data_serializer, body, buffers))
+        return b"".join(self._assemble(self._data_serializer, body, buffers))
 
     def dumps_frames(self, obj: Any) -> list[BufferLike]:
         """The binary message for ``obj`` as frames: ``[header, body, *buffers]``.
@@ -389,7 +389,7 @@ class ComputeSerializer:
         messages).  Keep ``obj`` unchanged until the frames are sent.
         """
         if not callable(obj):
-            return list(self._frames(self.data_serializer, obj))
+            return list(self._frames(self._data_serializer, obj))
         return list(self._encode_code(obj, "frames", self._frames))
 
     def _frames(self, strategy: SerializationStrategy, obj: Any) -> tuple[Any, ...]:
