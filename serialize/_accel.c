@@ -274,14 +274,21 @@ fast_loads(FastPath *self, PyObject *data)
     return result;
 }
 
+/* The constructor's arguments, in order; each is kept in the field of its name. */
+#define ARGUMENT_FIELDS(X)                                                          \
+    X(strategy) X(encoders) X(heads) X(make_header) X(assemble) X(dumps_code)       \
+    X(encode_failed) X(known) X(loads_slow) X(decode_failed)
+#define ALL_FIELDS(X) ARGUMENT_FIELDS(X) X(to_frames)
+
 static int
 fast_init(FastPath *self, PyObject *args, PyObject *kwds)
 {
-    static char *names[] = {"strategy", "encoders", "heads", "make_header",
-                            "assemble", "dumps_code", "encode_failed", "known",
-                            "loads_slow", "decode_failed", NULL};
-    PyObject *strategy, *encoders, *heads, *make_header, *assemble, *dumps_code,
-        *encode_failed, *known, *loads_slow, *decode_failed;
+#define NAME(field) #field,
+    static char *names[] = {ARGUMENT_FIELDS(NAME) NULL};
+#undef NAME
+#define DECLARE(field) PyObject *field;
+    ARGUMENT_FIELDS(DECLARE)
+#undef DECLARE
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO!O!OOOOO!OO:FastPath", names,
                                      &strategy, &PyDict_Type, &encoders,
                                      &PyDict_Type, &heads, &make_header, &assemble,
@@ -293,61 +300,28 @@ fast_init(FastPath *self, PyObject *args, PyObject *kwds)
     if (to_frames == NULL) {
         return -1;
     }
+#define KEEP(field) Py_INCREF(field); Py_XSETREF(self->field, field);
+    ARGUMENT_FIELDS(KEEP)
+#undef KEEP
     Py_XSETREF(self->to_frames, to_frames);
-    Py_INCREF(strategy);
-    Py_XSETREF(self->strategy, strategy);
-    Py_INCREF(encoders);
-    Py_XSETREF(self->encoders, encoders);
-    Py_INCREF(heads);
-    Py_XSETREF(self->heads, heads);
-    Py_INCREF(make_header);
-    Py_XSETREF(self->make_header, make_header);
-    Py_INCREF(assemble);
-    Py_XSETREF(self->assemble, assemble);
-    Py_INCREF(dumps_code);
-    Py_XSETREF(self->dumps_code, dumps_code);
-    Py_INCREF(encode_failed);
-    Py_XSETREF(self->encode_failed, encode_failed);
-    Py_INCREF(known);
-    Py_XSETREF(self->known, known);
-    Py_INCREF(loads_slow);
-    Py_XSETREF(self->loads_slow, loads_slow);
-    Py_INCREF(decode_failed);
-    Py_XSETREF(self->decode_failed, decode_failed);
     return 0;
 }
 
 static int
 fast_traverse(FastPath *self, visitproc visit, void *arg)
 {
-    Py_VISIT(self->strategy);
-    Py_VISIT(self->encoders);
-    Py_VISIT(self->heads);
-    Py_VISIT(self->make_header);
-    Py_VISIT(self->assemble);
-    Py_VISIT(self->dumps_code);
-    Py_VISIT(self->encode_failed);
-    Py_VISIT(self->known);
-    Py_VISIT(self->loads_slow);
-    Py_VISIT(self->decode_failed);
-    Py_VISIT(self->to_frames);
+#define VISIT(field) Py_VISIT(self->field);
+    ALL_FIELDS(VISIT)
+#undef VISIT
     return 0;
 }
 
 static int
 fast_clear(FastPath *self)
 {
-    Py_CLEAR(self->strategy);
-    Py_CLEAR(self->encoders);
-    Py_CLEAR(self->heads);
-    Py_CLEAR(self->make_header);
-    Py_CLEAR(self->assemble);
-    Py_CLEAR(self->dumps_code);
-    Py_CLEAR(self->encode_failed);
-    Py_CLEAR(self->known);
-    Py_CLEAR(self->loads_slow);
-    Py_CLEAR(self->decode_failed);
-    Py_CLEAR(self->to_frames);
+#define CLEAR(field) Py_CLEAR(self->field);
+    ALL_FIELDS(CLEAR)
+#undef CLEAR
     return 0;
 }
 
