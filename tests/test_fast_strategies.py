@@ -105,6 +105,7 @@ def test_declared_properties() -> None:
 
 # -- PickleData: values --------------------------------------------------------------
 
+
 @SETTINGS
 @given(value=kit_values.picklable_values(), envelope=st.sampled_from(sorted(ENVELOPES)))
 def test_pickle_round_trips_picklable_values(value: Any, envelope: str) -> None:
