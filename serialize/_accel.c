@@ -52,7 +52,12 @@ raise_from(PyObject *failed, PyObject *strategy)
                 Py_INCREF(value);
                 PyException_SetContext(error, value); /* steals */
             }
-            PyErr_SetObject((PyObject *)Py_TYPE(error), error);
+            /* Restore, not SetObject: that would re-chain the context to an
+             * exception the caller is handling. */
+            Py_INCREF(Py_TYPE(error));
+            Py_INCREF(error);
+            PyErr_Restore((PyObject *)Py_TYPE(error), error,
+                          PyException_GetTraceback(error));
         }
         else {
             PyErr_SetString(PyExc_TypeError,

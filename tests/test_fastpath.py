@@ -244,6 +244,19 @@ def test_a_decode_failure_on_a_learned_header_is_wrapped_with_its_cause(
     assert info.value.__context__ is info.value.__cause__
 
 
+def test_the_cause_stays_the_context_inside_an_except_block(each_fast_path):
+    s = make()
+    good, bad = s.dumps("fine"), s.dumps("boom")
+    s.loads(good)
+    try:
+        raise LookupError("the caller's own")
+    except LookupError:
+        with pytest.raises(DeserializationError) as info:
+            s.loads(bad)
+    assert isinstance(info.value.__cause__, ValueError)
+    assert info.value.__context__ is info.value.__cause__
+
+
 def test_a_decode_interrupt_on_a_learned_header_is_not_wrapped(each_fast_path):
     s = make()
     good, stop = s.dumps("fine-----"), s.dumps("interrupt")
