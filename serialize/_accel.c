@@ -20,11 +20,12 @@ typedef struct {
     PyObject *encoders;      /* dict: type -> (function, *args) */
     PyObject *heads;         /* dict: int -> bytes */
     PyObject *make_header;   /* callable(size) -> bytes */
-    PyObject *assemble;      /* callable(body, buffers) -> bytes */
-    PyObject *dumps_code;    /* callable(obj) -> bytes */
+    PyObject *assemble;      /* callable(body, buffers) -> tuple of frames */
+    PyObject *code_frames;   /* callable(fn) -> tuple of frames */
     PyObject *encode_failed; /* callable(strategy, exc) -> exception */
     PyObject *known;         /* dict: int -> (head, start, small, decode, strategy) */
     PyObject *loads_slow;    /* callable(data) */
+    PyObject *loads_frames_slow; /* callable(frames) */
     PyObject *decode_failed; /* callable(strategy, exc) -> exception */
 } FastPath;
 
@@ -70,11 +71,14 @@ raise_from(PyObject *failed, PyObject *strategy)
     Py_XDECREF(traceback);
 }
 
-/* header + body, one allocation; header from heads or make_header. */
+/* b"".join, for frame tuples the serializer assembled. */
+static PyObject *join_bytes;
+
+/* The header of a buffer-free message with a size-byte body: from heads, or
+ * made by make_header. */
 static PyObject *
-blob(FastPath *self, PyObject *body)
+header_for(FastPath *self, Py_ssize_t size)
 {
-    Py_ssize_t size = PyBytes_GET_SIZE(body);
     PyObject *key = PyLong_FromSsize_t(size);
     if (key == NULL) {
         return NULL;
@@ -87,12 +91,20 @@ blob(FastPath *self, PyObject *body)
         header = PyObject_CallOneArg(self->make_header, key);
     }
     Py_DECREF(key);
-    if (header == NULL) {
-        return NULL;
-    }
-    if (!PyBytes_CheckExact(header)) {
+    if (header != NULL && !PyBytes_CheckExact(header)) {
         PyErr_SetString(PyExc_TypeError, "freight: a message header must be bytes");
-        Py_DECREF(header);
+        Py_CLEAR(header);
+    }
+    return header;
+}
+
+/* header + body in one allocation. */
+static PyObject *
+blob(FastPath *self, PyObject *body)
+{
+    Py_ssize_t size = PyBytes_GET_SIZE(body);
+    PyObject *header = header_for(self, size);
+    if (header == NULL) {
         return NULL;
     }
     Py_ssize_t hsize = PyBytes_GET_SIZE(header);
@@ -102,6 +114,25 @@ blob(FastPath *self, PyObject *body)
         memcpy(PyBytes_AS_STRING(out) + hsize, PyBytes_AS_STRING(body), (size_t)size);
     }
     Py_DECREF(header);
+    return out;
+}
+
+/* [header, body]. */
+static PyObject *
+frame_pair(FastPath *self, PyObject *body)
+{
+    PyObject *header = header_for(self, PyBytes_GET_SIZE(body));
+    if (header == NULL) {
+        return NULL;
+    }
+    PyObject *out = PyList_New(2);
+    if (out == NULL) {
+        Py_DECREF(header);
+        return NULL;
+    }
+    Py_INCREF(body);
+    PyList_SET_ITEM(out, 0, header);
+    PyList_SET_ITEM(out, 1, body);
     return out;
 }
 
@@ -159,53 +190,85 @@ direct_body(FastPath *self, PyObject *obj)
     return body;
 }
 
+/* strategy.to_frames(obj) as a (body, buffers) tuple; an Exception from it, or
+ * a result that is not a pair, raises encode_failed(strategy, exc) from it. */
+static PyObject *
+checked_pair(FastPath *self, PyObject *obj)
+{
+    PyObject *frames = PyObject_CallOneArg(self->to_frames, obj);
+    if (frames != NULL && !PyTuple_CheckExact(frames)) {
+        Py_SETREF(frames, PySequence_Tuple(frames));
+    }
+    if (frames != NULL && PyTuple_GET_SIZE(frames) != 2) {
+        Py_CLEAR(frames);
+        PyErr_SetString(PyExc_ValueError, "to_frames must return (body, buffers)");
+    }
+    if (frames == NULL) {
+        raise_from(self->encode_failed, self->strategy);
+    }
+    return frames;
+}
+
+/* A frame tuple as one blob or as a list. */
+static PyObject *
+finish(PyObject *frames, int as_blob)
+{
+    if (frames == NULL) {
+        return NULL;
+    }
+    PyObject *out = as_blob ? PyObject_CallOneArg(join_bytes, frames)
+                            : PySequence_List(frames);
+    Py_DECREF(frames);
+    return out;
+}
+
+/* The message for obj: a blob (as_blob) or a list of frames. */
+static PyObject *
+encode(FastPath *self, PyObject *obj, int as_blob)
+{
+    PyObject *body = direct_body(self, obj);
+    if (body == NULL && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (body == NULL) {
+        if (PyCallable_Check(obj)) {
+            return finish(PyObject_CallOneArg(self->code_frames, obj), as_blob);
+        }
+        PyObject *pair = checked_pair(self, obj);
+        if (pair == NULL) {
+            return NULL;
+        }
+        PyObject *buffers = PyTuple_GET_ITEM(pair, 1);
+        int has_buffers = PyObject_IsTrue(buffers);
+        if (has_buffers < 0) {
+            Py_DECREF(pair);
+            return NULL;
+        }
+        body = PyTuple_GET_ITEM(pair, 0);
+        if (has_buffers || !PyBytes_CheckExact(body)) {
+            PyObject *frames = PyObject_CallFunctionObjArgs(
+                self->assemble, body, buffers, NULL);
+            Py_DECREF(pair);
+            return finish(frames, as_blob);
+        }
+        Py_INCREF(body);
+        Py_DECREF(pair);
+    }
+    PyObject *out = as_blob ? blob(self, body) : frame_pair(self, body);
+    Py_DECREF(body);
+    return out;
+}
+
 static PyObject *
 fast_dumps(FastPath *self, PyObject *obj)
 {
-    PyObject *body = direct_body(self, obj);
-    if (body != NULL) {
-        PyObject *out = blob(self, body);
-        Py_DECREF(body);
-        return out;
-    }
-    if (PyErr_Occurred()) {
-        return NULL;
-    }
-    if (PyCallable_Check(obj)) {
-        return PyObject_CallOneArg(self->dumps_code, obj);
-    }
-    PyObject *frames = PyObject_CallOneArg(self->to_frames, obj);
-    if (frames == NULL) {
-        raise_from(self->encode_failed, self->strategy);
-        return NULL;
-    }
-    if (!PyTuple_CheckExact(frames)) {
-        Py_SETREF(frames, PySequence_Tuple(frames));
-    }
-    if (frames == NULL || PyTuple_GET_SIZE(frames) != 2) {
-        if (frames != NULL) {
-            Py_DECREF(frames);
-            PyErr_SetString(PyExc_ValueError,
-                            "to_frames must return (body, buffers)");
-        }
-        raise_from(self->encode_failed, self->strategy);
-        return NULL;
-    }
-    PyObject *out;
-    body = PyTuple_GET_ITEM(frames, 0);
-    PyObject *buffers = PyTuple_GET_ITEM(frames, 1);
-    int has_buffers = PyObject_IsTrue(buffers);
-    if (has_buffers < 0) {
-        out = NULL;
-    }
-    else if (!has_buffers && PyBytes_CheckExact(body)) {
-        out = blob(self, body);
-    }
-    else {
-        out = PyObject_CallFunctionObjArgs(self->assemble, body, buffers, NULL);
-    }
-    Py_DECREF(frames);
-    return out;
+    return encode(self, obj, 1);
+}
+
+static PyObject *
+fast_dumps_frames(FastPath *self, PyObject *obj)
+{
+    return encode(self, obj, 0);
 }
 
 /* data[start:] as bytes (small) or as a memoryview of data. */
@@ -279,10 +342,56 @@ fast_loads(FastPath *self, PyObject *data)
     return result;
 }
 
+static PyObject *
+fast_loads_frames(FastPath *self, PyObject *frames)
+{
+    if (!PyList_CheckExact(frames) || PyList_GET_SIZE(frames) != 2) {
+        return PyObject_CallOneArg(self->loads_frames_slow, frames);
+    }
+    PyObject *header = PyList_GET_ITEM(frames, 0);
+    PyObject *body = PyList_GET_ITEM(frames, 1);
+    if (!PyBytes_CheckExact(header) || !PyBytes_CheckExact(body)) {
+        return PyObject_CallOneArg(self->loads_frames_slow, frames);
+    }
+    Py_ssize_t hsize = PyBytes_GET_SIZE(header);
+    PyObject *key = PyLong_FromSsize_t(hsize + PyBytes_GET_SIZE(body));
+    if (key == NULL) {
+        return NULL;
+    }
+    PyObject *entry = PyDict_GetItemWithError(self->known, key);
+    Py_DECREF(key);
+    if (entry == NULL) {
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
+        return PyObject_CallOneArg(self->loads_frames_slow, frames);
+    }
+    if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 5
+        || !PyBytes_CheckExact(PyTuple_GET_ITEM(entry, 0))) {
+        PyErr_SetString(PyExc_TypeError, "freight: a malformed learned header");
+        return NULL;
+    }
+    PyObject *head = PyTuple_GET_ITEM(entry, 0);
+    if (PyBytes_GET_SIZE(head) != hsize
+        || memcmp(PyBytes_AS_STRING(header), PyBytes_AS_STRING(head), (size_t)hsize)) {
+        return PyObject_CallOneArg(self->loads_frames_slow, frames);
+    }
+    /* The entry may leave the table, and the body the list, while decode runs. */
+    Py_INCREF(entry);
+    Py_INCREF(body);
+    PyObject *result = PyObject_CallOneArg(PyTuple_GET_ITEM(entry, 3), body);
+    if (result == NULL) {
+        raise_from(self->decode_failed, PyTuple_GET_ITEM(entry, 4));
+    }
+    Py_DECREF(body);
+    Py_DECREF(entry);
+    return result;
+}
+
 /* The constructor's arguments, in order; each is kept in the field of its name. */
 #define ARGUMENT_FIELDS(X)                                                          \
-    X(strategy) X(encoders) X(heads) X(make_header) X(assemble) X(dumps_code)       \
-    X(encode_failed) X(known) X(loads_slow) X(decode_failed)
+    X(strategy) X(encoders) X(heads) X(make_header) X(assemble) X(code_frames)      \
+    X(encode_failed) X(known) X(loads_slow) X(loads_frames_slow) X(decode_failed)
 #define ALL_FIELDS(X) ARGUMENT_FIELDS(X) X(to_frames)
 
 static int
@@ -294,11 +403,12 @@ fast_init(FastPath *self, PyObject *args, PyObject *kwds)
 #define DECLARE(field) PyObject *field;
     ARGUMENT_FIELDS(DECLARE)
 #undef DECLARE
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO!O!OOOOO!OO:FastPath", names,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO!O!OOOOO!OOO:FastPath", names,
                                      &strategy, &PyDict_Type, &encoders,
                                      &PyDict_Type, &heads, &make_header, &assemble,
-                                     &dumps_code, &encode_failed, &PyDict_Type,
-                                     &known, &loads_slow, &decode_failed)) {
+                                     &code_frames, &encode_failed, &PyDict_Type,
+                                     &known, &loads_slow, &loads_frames_slow,
+                                     &decode_failed)) {
         return -1;
     }
     PyObject *to_frames = PyObject_GetAttrString(strategy, "to_frames");
@@ -360,9 +470,23 @@ loads_method(PyObject *self, PyObject *data)
     return checked((FastPath *)self, fast_loads, data);
 }
 
+static PyObject *
+dumps_frames_method(PyObject *self, PyObject *obj)
+{
+    return checked((FastPath *)self, fast_dumps_frames, obj);
+}
+
+static PyObject *
+loads_frames_method(PyObject *self, PyObject *frames)
+{
+    return checked((FastPath *)self, fast_loads_frames, frames);
+}
+
 static PyMethodDef fast_methods[] = {
-    {"dumps", dumps_method, METH_O, "The blob for obj (see the module docstring)."},
-    {"loads", loads_method, METH_O, "The object data holds (see the module docstring)."},
+    {"dumps", dumps_method, METH_O, "As PyFastPath.dumps."},
+    {"loads", loads_method, METH_O, "As PyFastPath.loads."},
+    {"dumps_frames", dumps_frames_method, METH_O, "As PyFastPath.dumps_frames."},
+    {"loads_frames", loads_frames_method, METH_O, "As PyFastPath.loads_frames."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -391,6 +515,15 @@ PyMODINIT_FUNC
 PyInit__accel(void)
 {
     if (PyType_Ready(&FastPathType) < 0) {
+        return NULL;
+    }
+    PyObject *empty = PyBytes_FromStringAndSize(NULL, 0);
+    if (empty == NULL) {
+        return NULL;
+    }
+    Py_XSETREF(join_bytes, PyObject_GetAttrString(empty, "join"));
+    Py_DECREF(empty);
+    if (join_bytes == NULL) {
         return NULL;
     }
     PyObject *module = PyModule_Create(&accel_module);

@@ -203,11 +203,12 @@ class ComputeSerializer:
             encoders=_encoders(strategy),
             heads=heads.small,
             make_header=heads.header,
-            assemble=self._blob_of,
-            dumps_code=self._dumps_code,
+            assemble=self._data_frames,
+            code_frames=self._code_frames,
             encode_failed=_encode_failure,
             known=self._known,
             loads_slow=self._loads_slow,
+            loads_frames_slow=self._loads_frames_slow,
             decode_failed=_decode_failure,
         )
 
@@ -373,13 +374,16 @@ class ComputeSerializer:
         """
         return self._fast.dumps(obj)
 
-    def _dumps_code(self, fn: Any) -> bytes:
+    def _code_frames(self, fn: Any) -> tuple[Any, ...]:
         # One cached form per function in the binary envelope: its frames.
-        return b"".join(self._encode_code(fn, "frames", self._frames))
+        frames: tuple[Any, ...] = self._encode_code(fn, "frames", self._frames)
+        return frames
 
-    def _blob_of(self, body: BufferLike, buffers: list[BufferLike]) -> bytes:
-        """The blob of a data message the fast path did not assemble itself."""
-        return b"".join(self._assemble(self._data_serializer, body, buffers))
+    def _data_frames(
+        self, body: BufferLike, buffers: list[BufferLike]
+    ) -> tuple[Any, ...]:
+        """The frames of a data message the fast path did not assemble itself."""
+        return self._assemble(self._data_serializer, body, buffers)
 
     def dumps_frames(self, obj: Any) -> list[BufferLike]:
         """The binary message for ``obj`` as frames: ``[header, body, *buffers]``.
@@ -388,9 +392,7 @@ class ComputeSerializer:
         that send a list of buffers (``socket.sendmsg``, ``writev``, multipart
         messages).  Keep ``obj`` unchanged until the frames are sent.
         """
-        if not callable(obj):
-            return list(self._frames(self._data_serializer, obj))
-        return list(self._encode_code(obj, "frames", self._frames))
+        return self._fast.dumps_frames(obj)
 
     def _frames(self, strategy: SerializationStrategy, obj: Any) -> tuple[Any, ...]:
         try:
@@ -446,16 +448,11 @@ class ComputeSerializer:
 
     def loads_frames(self, frames: Sequence[BufferLike]) -> Any:
         """The object a ``dumps_frames`` frame list represents (see ``loads``)."""
-        if type(frames) is list and len(frames) == 2:
-            header, body = frames
-            if type(header) is bytes and type(body) is bytes:
-                # As in loads(); the header frame is exactly the learned head.
-                known = self._known.get(len(header) + len(body))
-                if known is not None and header == known.head:
-                    try:
-                        return known.decode(body)
-                    except Exception as e:
-                        raise _decode_failure(known.strategy, e) from e
+        # As in loads(); a header frame exactly a learned head decodes at once.
+        return self._fast.loads_frames(frames)
+
+    def _loads_frames_slow(self, frames: Sequence[BufferLike]) -> Any:
+        """``loads_frames`` for frames whose header is not a learned one."""
         if not binary.is_frame_sequence(frames):
             if isinstance(frames, str) or _is_buffer(frames):
                 raise DeserializationError(

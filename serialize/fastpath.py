@@ -32,20 +32,33 @@ class FastPathLike(Protocol):
 
     def dumps(self, obj: Any) -> bytes: ...
 
+    def dumps_frames(self, obj: Any) -> list[Any]: ...
+
     def loads(self, data: Any) -> Any: ...
+
+    def loads_frames(self, frames: Any) -> Any: ...
 
 
 class PyFastPath:
-    """The per-message paths in Python: the specification of ``_accel.FastPath``."""
+    """The per-message paths in Python: the specification of ``_accel.FastPath``.
+
+    Callbacks into the serializer: ``assemble(body, buffers)`` and
+    ``code_frames(fn)`` return a message's frames as a tuple (``code_frames``
+    through the function cache); ``loads_slow(data)`` and
+    ``loads_frames_slow(frames)`` decode what the fast paths do not;
+    ``encode_failed`` / ``decode_failed(strategy, exc)`` make the exception to
+    raise from a strategy's ``exc``.
+    """
 
     __slots__ = (
         "_assemble",
+        "_code_frames",
         "_decode_failed",
-        "_dumps_code",
         "_encode_failed",
         "_encoders",
         "_heads",
         "_known",
+        "_loads_frames_slow",
         "_loads_slow",
         "_make_header",
         "_strategy",
@@ -58,11 +71,12 @@ class PyFastPath:
         encoders: dict[type, tuple[Any, ...]],
         heads: dict[int, bytes],
         make_header: Callable[[int], bytes],
-        assemble: Callable[[Any, Any], bytes],
-        dumps_code: Callable[[Any], bytes],
+        assemble: Callable[[Any, Any], tuple[Any, ...]],
+        code_frames: Callable[[Any], tuple[Any, ...]],
         encode_failed: Callable[[Any, Exception], BaseException],
         known: dict[int, Any],
         loads_slow: Callable[[Any], Any],
+        loads_frames_slow: Callable[[Any], Any],
         decode_failed: Callable[[Any, Exception], BaseException],
     ) -> None:
         self._strategy = strategy
@@ -71,34 +85,56 @@ class PyFastPath:
         self._heads = heads
         self._make_header = make_header
         self._assemble = assemble
-        self._dumps_code = dumps_code
+        self._code_frames = code_frames
         self._encode_failed = encode_failed
         self._known = known
         self._loads_slow = loads_slow
+        self._loads_frames_slow = loads_frames_slow
         self._decode_failed = decode_failed
 
     def dumps(self, obj: Any) -> bytes:
-        """The blob for ``obj``, made by the data strategy (``dumps_code(obj)`` for
-        a callable).
+        """The message for ``obj`` as one blob (see ``dumps_frames``)."""
+        body = self._direct(obj)
+        if body is None:
+            if callable(obj):
+                return b"".join(self._code_frames(obj))
+            body, buffers = self._pair(obj)
+            if buffers or type(body) is not bytes:
+                return b"".join(self._assemble(body, buffers))
+        return self._header(len(body)) + body
 
-        An object whose type has an encoder is ``header + body`` with ``body`` from
-        it; if that raises an ``Exception`` or returns anything but ``bytes``,
-        ``to_frames`` is asked instead.  ``to_frames`` giving a ``bytes`` body and
-        no buffers is ``header + body`` too; any other result goes to
-        ``assemble(body, buffers)``.  An ``Exception`` from ``to_frames`` (or a
-        result that is not a pair) raises ``encode_failed(strategy, exc)`` from it.
+    def dumps_frames(self, obj: Any) -> list[Any]:
+        """The message for ``obj`` as a list of frames, made by the data strategy
+        (by ``code_frames(obj)`` for a callable).
+
+        An object whose type has an encoder is ``[header, body]`` with ``body``
+        from it; if that raises an ``Exception`` or returns anything but
+        ``bytes``, ``to_frames`` is asked instead.  ``to_frames`` giving a
+        ``bytes`` body and no buffers is ``[header, body]`` too; any other result
+        goes to ``assemble(body, buffers)``.  An ``Exception`` from ``to_frames``
+        (or a result that is not a pair) raises ``encode_failed(strategy, exc)``
+        from it.
         """
+        body = self._direct(obj)
+        if body is None:
+            if callable(obj):
+                return list(self._code_frames(obj))
+            body, buffers = self._pair(obj)
+            if buffers or type(body) is not bytes:
+                return list(self._assemble(body, buffers))
+        return [self._header(len(body)), body]
+
+    def _direct(self, obj: Any) -> bytes | None:
         spec = self._encoders.get(type(obj))
-        if spec is not None:
-            try:
-                body = spec[0](obj, *spec[1:])
-            except Exception:
-                pass  # to_frames encodes again and reports it
-            else:
-                if type(body) is bytes:
-                    return self._blob(body)
-        if callable(obj):
-            return self._dumps_code(obj)
+        if spec is None:
+            return None
+        try:
+            body = spec[0](obj, *spec[1:])
+        except Exception:
+            return None  # to_frames encodes again and reports it
+        return body if type(body) is bytes else None
+
+    def _pair(self, obj: Any) -> tuple[Any, Any]:
         try:
             frames = self._to_frames(obj)
             if type(frames) is not tuple:
@@ -107,17 +143,13 @@ class PyFastPath:
                 raise ValueError("to_frames must return (body, buffers)")
         except Exception as e:
             raise self._encode_failed(self._strategy, e) from e
-        body, buffers = frames
-        if not buffers and type(body) is bytes:
-            return self._blob(body)
-        return self._assemble(body, buffers)
+        return frames
 
-    def _blob(self, body: bytes) -> bytes:
-        size = len(body)
+    def _header(self, size: int) -> bytes:
         header = self._heads.get(size)
         if header is None:
             header = self._make_header(size)
-        return header + body
+        return header
 
     def loads(self, data: Any) -> Any:
         """The object the blob ``data`` holds.
@@ -139,6 +171,21 @@ class PyFastPath:
                     except Exception as e:
                         raise self._decode_failed(strategy, e) from e
         return self._loads_slow(data)
+
+    def loads_frames(self, frames: Any) -> Any:
+        """The object a frame list holds: as ``loads`` for a list of exactly two
+        ``bytes``, a header frame equal to a learned head and the body (handed to
+        ``decode`` as it is); anything else goes to ``loads_frames_slow``."""
+        if type(frames) is list and len(frames) == 2:
+            header, body = frames
+            if type(header) is bytes and type(body) is bytes:
+                known = self._known.get(len(header) + len(body))
+                if known is not None and header == known[0]:
+                    try:
+                        return known[3](body)
+                    except Exception as e:
+                        raise self._decode_failed(known[4], e) from e
+        return self._loads_frames_slow(frames)
 
 
 def _choose() -> tuple[Callable[..., FastPathLike], bool]:

@@ -112,8 +112,11 @@ def test_a_covered_type_is_encoded_by_the_body_encoder_alone(each_fast_path):
     blobs = [s.dumps(v) for v in (7, 2.5, "text")]
     assert Repr.calls == ["direct()"] * 3
     Repr.calls.clear()
-    assert [s.dumps(v) for v in (7, 2.5, "text")] == blobs
+    frames = [s.dumps_frames(v) for v in (7, 2.5, "text")]
+    assert Repr.calls == ["direct()"] * 3
+    assert [b"".join(f) for f in frames] == blobs
     assert [s.loads(b) for b in blobs] == [7, 2.5, "text"]
+    assert [s.loads_frames(f) for f in frames] == [7, 2.5, "text"]
 
 
 def test_other_types_and_subclasses_go_through_to_frames(each_fast_path):
@@ -199,10 +202,11 @@ class BadRepr:
         raise TypeError("no repr")
 
 
-def test_a_to_frames_failure_is_wrapped_with_its_cause(each_fast_path):
+@pytest.mark.parametrize("method", ["dumps", "dumps_frames"])
+def test_a_to_frames_failure_is_wrapped_with_its_cause(each_fast_path, method):
     s = make()
     with pytest.raises(SerializationError, match="Repr failed: TypeError") as info:
-        s.dumps(BadRepr())
+        getattr(s, method)(BadRepr())
     assert isinstance(info.value.__cause__, TypeError)
 
 
@@ -216,6 +220,8 @@ def test_to_frames_must_return_a_pair(each_fast_path, frames):
     Repr.frames = frames
     with pytest.raises(SerializationError, match="Repr failed"):
         s.dumps([1])
+    with pytest.raises(SerializationError, match="Repr failed"):
+        s.dumps_frames([1])
 
 
 @pytest.mark.parametrize("frames", [[b"[1]", []], (bytearray(b"[1]"), [])])
@@ -225,6 +231,7 @@ def test_other_bodies_and_list_results_are_assembled(each_fast_path, frames):
     blob = s.dumps([1])
     assert type(blob) is bytes
     assert s.loads(blob) == [1]
+    assert b"".join(s.dumps_frames([1])) == blob
 
 
 # -- decoding ------------------------------------------------------------------------
@@ -255,6 +262,16 @@ def test_the_cause_stays_the_context_inside_an_except_block(each_fast_path):
             s.loads(bad)
     assert isinstance(info.value.__cause__, ValueError)
     assert info.value.__context__ is info.value.__cause__
+
+
+def test_a_decode_failure_on_a_learned_header_frame_is_wrapped(each_fast_path):
+    s = make()
+    good, bad = s.dumps_frames("fine"), s.dumps_frames("boom")
+    assert good[0] == bad[0]
+    assert s.loads_frames(good) == "fine"  # learns the header
+    with pytest.raises(DeserializationError, match="cannot read boom") as info:
+        s.loads_frames(bad)
+    assert isinstance(info.value.__cause__, ValueError)
 
 
 def test_a_decode_interrupt_on_a_learned_header_is_not_wrapped(each_fast_path):
@@ -313,8 +330,12 @@ def test_c_and_python_agree_on_every_value(value):
     py._fast = fastpath.PyFastPath(**_arguments(py))
     blob = c.dumps(value)
     assert py.dumps(value) == blob
+    frames = c.dumps_frames(value)
+    assert [bytes(f) for f in py.dumps_frames(value)] == [bytes(f) for f in frames]
+    assert b"".join(frames) == blob
     for serde in (c, py, c, py):  # the second time through a learned header
         assert_same_value(serde.loads(blob), value)
+        assert_same_value(serde.loads_frames([bytes(f) for f in frames]), value)
 
 
 def _arguments(s: ComputeSerializer) -> dict[str, Any]:
@@ -325,11 +346,12 @@ def _arguments(s: ComputeSerializer) -> dict[str, Any]:
         encoders=facade._encoders(strategy),
         heads=heads.small,
         make_header=heads.header,
-        assemble=s._blob_of,
-        dumps_code=s._dumps_code,
+        assemble=s._data_frames,
+        code_frames=s._code_frames,
         encode_failed=facade._encode_failure,
         known=s._known,
         loads_slow=s._loads_slow,
+        loads_frames_slow=s._loads_frames_slow,
         decode_failed=facade._decode_failure,
     )
 
@@ -348,15 +370,24 @@ def test_the_c_fast_path_holds_no_stray_references():
     bad[-2] ^= 0xFF  # same header, corrupt body: the decode error path
     bad_blob = bytes(bad)
 
+    frames_list = s.dumps_frames([1])
+    bad_frames = [frames_list[0], bad_blob[len(frames_list[0]) :]]
+    watched += frames_list
+
     def exercise() -> None:
         for _ in range(200):
             s.dumps(10**30)
             s.dumps([1])
+            s.dumps_frames(10**30)
+            s.dumps_frames([1])
             s.loads(blob_int)
             s.loads(blob_list)
             s.loads(blob_big)
+            s.loads_frames(frames_list)
             with pytest.raises(DeserializationError):
                 s.loads(bad_blob)
+            with pytest.raises(DeserializationError):
+                s.loads_frames(bad_frames)
             with pytest.raises(SerializationError):
                 s.dumps([threading.Lock()])
 
