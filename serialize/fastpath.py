@@ -1,4 +1,5 @@
-"""The binary envelope's per-message paths: ``dumps`` / ``loads`` of one blob.
+"""The binary envelope's per-message paths: ``dumps`` / ``loads`` (one blob) and
+``dumps_frames`` / ``loads_frames`` (a list of frames).
 
 A fast path holds no state of its own.  It reads tables that its
 ``ComputeSerializer`` keeps and fills, and calls back into the serializer for
