@@ -288,57 +288,68 @@ body_of(PyObject *data, Py_ssize_t start, int small)
     return slice;
 }
 
+/* The learned entry for a message of size bytes, checked to be a 5-tuple with a
+ * bytes head (borrowed); NULL, without an error set, when there is none. */
+static PyObject *
+learned(FastPath *self, Py_ssize_t size)
+{
+    PyObject *key = PyLong_FromSsize_t(size);
+    if (key == NULL) {
+        return NULL;
+    }
+    PyObject *entry = PyDict_GetItemWithError(self->known, key);
+    Py_DECREF(key);
+    if (entry != NULL
+        && (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 5
+            || !PyBytes_CheckExact(PyTuple_GET_ITEM(entry, 0)))) {
+        PyErr_SetString(PyExc_TypeError, "freight: a malformed learned header");
+        return NULL;
+    }
+    return entry;
+}
+
+/* The entry's decode(body); an Exception raises decode_failed(strategy, exc). */
+static PyObject *
+decode_with(FastPath *self, PyObject *entry, PyObject *body)
+{
+    /* The entry may leave the table, and the body its list, while decode runs. */
+    Py_INCREF(entry);
+    Py_INCREF(body);
+    PyObject *result = PyObject_CallOneArg(PyTuple_GET_ITEM(entry, 3), body);
+    if (result == NULL) {
+        raise_from(self->decode_failed, PyTuple_GET_ITEM(entry, 4));
+    }
+    Py_DECREF(body);
+    Py_DECREF(entry);
+    return result;
+}
+
 static PyObject *
 fast_loads(FastPath *self, PyObject *data)
 {
     if (!PyBytes_CheckExact(data)) {
         return PyObject_CallOneArg(self->loads_slow, data);
     }
-    PyObject *key = PyLong_FromSsize_t(PyBytes_GET_SIZE(data));
-    if (key == NULL) {
-        return NULL;
-    }
-    PyObject *entry = PyDict_GetItemWithError(self->known, key);
-    Py_DECREF(key);
+    PyObject *entry = learned(self, PyBytes_GET_SIZE(data));
     if (entry == NULL) {
-        if (PyErr_Occurred()) {
-            return NULL;
-        }
-        return PyObject_CallOneArg(self->loads_slow, data);
-    }
-    if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 5) {
-        PyErr_SetString(PyExc_TypeError, "freight: a learned header is a 5-tuple");
-        return NULL;
+        return PyErr_Occurred() ? NULL : PyObject_CallOneArg(self->loads_slow, data);
     }
     PyObject *head = PyTuple_GET_ITEM(entry, 0);
-    Py_ssize_t start = PyLong_AsSsize_t(PyTuple_GET_ITEM(entry, 1));
-    if (start == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    if (!PyBytes_CheckExact(head) || PyBytes_GET_SIZE(head) != start
-        || start > PyBytes_GET_SIZE(data)) {
-        PyErr_SetString(PyExc_TypeError, "freight: a malformed learned header");
-        return NULL;
-    }
-    if (memcmp(PyBytes_AS_STRING(data), PyBytes_AS_STRING(head), (size_t)start) != 0) {
-        return PyObject_CallOneArg(self->loads_slow, data);
-    }
+    Py_ssize_t start = PyBytes_GET_SIZE(head);
     int small = PyObject_IsTrue(PyTuple_GET_ITEM(entry, 2));
     if (small < 0) {
         return NULL;
     }
-    /* The entry may leave the table while decode runs. */
-    Py_INCREF(entry);
-    PyObject *result = NULL;
+    if (start > PyBytes_GET_SIZE(data)
+        || memcmp(PyBytes_AS_STRING(data), PyBytes_AS_STRING(head), (size_t)start)) {
+        return PyObject_CallOneArg(self->loads_slow, data);
+    }
     PyObject *body = body_of(data, start, small);
-    if (body != NULL) {
-        result = PyObject_CallOneArg(PyTuple_GET_ITEM(entry, 3), body);
-        Py_DECREF(body);
+    if (body == NULL) {
+        return NULL;
     }
-    if (result == NULL) {
-        raise_from(self->decode_failed, PyTuple_GET_ITEM(entry, 4));
-    }
-    Py_DECREF(entry);
+    PyObject *result = decode_with(self, entry, body);
+    Py_DECREF(body);
     return result;
 }
 
@@ -354,38 +365,17 @@ fast_loads_frames(FastPath *self, PyObject *frames)
         return PyObject_CallOneArg(self->loads_frames_slow, frames);
     }
     Py_ssize_t hsize = PyBytes_GET_SIZE(header);
-    PyObject *key = PyLong_FromSsize_t(hsize + PyBytes_GET_SIZE(body));
-    if (key == NULL) {
-        return NULL;
-    }
-    PyObject *entry = PyDict_GetItemWithError(self->known, key);
-    Py_DECREF(key);
+    PyObject *entry = learned(self, hsize + PyBytes_GET_SIZE(body));
     if (entry == NULL) {
-        if (PyErr_Occurred()) {
-            return NULL;
-        }
-        return PyObject_CallOneArg(self->loads_frames_slow, frames);
-    }
-    if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 5
-        || !PyBytes_CheckExact(PyTuple_GET_ITEM(entry, 0))) {
-        PyErr_SetString(PyExc_TypeError, "freight: a malformed learned header");
-        return NULL;
+        return PyErr_Occurred() ? NULL
+                                : PyObject_CallOneArg(self->loads_frames_slow, frames);
     }
     PyObject *head = PyTuple_GET_ITEM(entry, 0);
     if (PyBytes_GET_SIZE(head) != hsize
         || memcmp(PyBytes_AS_STRING(header), PyBytes_AS_STRING(head), (size_t)hsize)) {
         return PyObject_CallOneArg(self->loads_frames_slow, frames);
     }
-    /* The entry may leave the table, and the body the list, while decode runs. */
-    Py_INCREF(entry);
-    Py_INCREF(body);
-    PyObject *result = PyObject_CallOneArg(PyTuple_GET_ITEM(entry, 3), body);
-    if (result == NULL) {
-        raise_from(self->decode_failed, PyTuple_GET_ITEM(entry, 4));
-    }
-    Py_DECREF(body);
-    Py_DECREF(entry);
-    return result;
+    return decode_with(self, entry, body);
 }
 
 /* The constructor's arguments, in order; each is kept in the field of its name. */
