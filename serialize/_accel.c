@@ -23,7 +23,7 @@ typedef struct {
     PyObject *assemble;      /* callable(body, buffers) -> tuple of frames */
     PyObject *code_frames;   /* callable(fn) -> tuple of frames */
     PyObject *encode_failed; /* callable(strategy, exc) -> exception */
-    PyObject *known;         /* dict: int -> (head, start, small, decode, strategy) */
+    PyObject *known;         /* dict: int -> (head, small, decode, strategy) */
     PyObject *loads_slow;    /* callable(data) */
     PyObject *loads_frames_slow; /* callable(frames) */
     PyObject *decode_failed; /* callable(strategy, exc) -> exception */
@@ -288,8 +288,10 @@ body_of(PyObject *data, Py_ssize_t start, int small)
     return slice;
 }
 
-/* The learned entry for a message of size bytes, checked to be a 5-tuple with a
- * bytes head (borrowed); NULL, without an error set, when there is none. */
+/* The learned entry for a message of size bytes, checked to be a 4-tuple
+ * (head, small, decode, strategy) with a bytes head: a new reference, since
+ * what follows may run code that changes the table; NULL, without an error set,
+ * when there is none. */
 static PyObject *
 learned(FastPath *self, Py_ssize_t size)
 {
@@ -299,12 +301,15 @@ learned(FastPath *self, Py_ssize_t size)
     }
     PyObject *entry = PyDict_GetItemWithError(self->known, key);
     Py_DECREF(key);
-    if (entry != NULL
-        && (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 5
-            || !PyBytes_CheckExact(PyTuple_GET_ITEM(entry, 0)))) {
+    if (entry == NULL) {
+        return NULL;
+    }
+    if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 4
+        || !PyBytes_CheckExact(PyTuple_GET_ITEM(entry, 0))) {
         PyErr_SetString(PyExc_TypeError, "freight: a malformed learned header");
         return NULL;
     }
+    Py_INCREF(entry);
     return entry;
 }
 
@@ -312,15 +317,10 @@ learned(FastPath *self, Py_ssize_t size)
 static PyObject *
 decode_with(FastPath *self, PyObject *entry, PyObject *body)
 {
-    /* The entry may leave the table, and the body its list, while decode runs. */
-    Py_INCREF(entry);
-    Py_INCREF(body);
-    PyObject *result = PyObject_CallOneArg(PyTuple_GET_ITEM(entry, 3), body);
+    PyObject *result = PyObject_CallOneArg(PyTuple_GET_ITEM(entry, 2), body);
     if (result == NULL) {
-        raise_from(self->decode_failed, PyTuple_GET_ITEM(entry, 4));
+        raise_from(self->decode_failed, PyTuple_GET_ITEM(entry, 3));
     }
-    Py_DECREF(body);
-    Py_DECREF(entry);
     return result;
 }
 
@@ -334,22 +334,19 @@ fast_loads(FastPath *self, PyObject *data)
     if (entry == NULL) {
         return PyErr_Occurred() ? NULL : PyObject_CallOneArg(self->loads_slow, data);
     }
+    PyObject *result;
     PyObject *head = PyTuple_GET_ITEM(entry, 0);
     Py_ssize_t start = PyBytes_GET_SIZE(head);
-    int small = PyObject_IsTrue(PyTuple_GET_ITEM(entry, 2));
-    if (small < 0) {
-        return NULL;
-    }
     if (start > PyBytes_GET_SIZE(data)
         || memcmp(PyBytes_AS_STRING(data), PyBytes_AS_STRING(head), (size_t)start)) {
-        return PyObject_CallOneArg(self->loads_slow, data);
+        result = PyObject_CallOneArg(self->loads_slow, data);
     }
-    PyObject *body = body_of(data, start, small);
-    if (body == NULL) {
-        return NULL;
+    else {
+        PyObject *body = body_of(data, start, PyTuple_GET_ITEM(entry, 1) == Py_True);
+        result = body == NULL ? NULL : decode_with(self, entry, body);
+        Py_XDECREF(body);
     }
-    PyObject *result = decode_with(self, entry, body);
-    Py_DECREF(body);
+    Py_DECREF(entry);
     return result;
 }
 
@@ -370,12 +367,20 @@ fast_loads_frames(FastPath *self, PyObject *frames)
         return PyErr_Occurred() ? NULL
                                 : PyObject_CallOneArg(self->loads_frames_slow, frames);
     }
+    PyObject *result;
     PyObject *head = PyTuple_GET_ITEM(entry, 0);
     if (PyBytes_GET_SIZE(head) != hsize
         || memcmp(PyBytes_AS_STRING(header), PyBytes_AS_STRING(head), (size_t)hsize)) {
-        return PyObject_CallOneArg(self->loads_frames_slow, frames);
+        result = PyObject_CallOneArg(self->loads_frames_slow, frames);
     }
-    return decode_with(self, entry, body);
+    else {
+        /* The body may leave its list while decode runs. */
+        Py_INCREF(body);
+        result = decode_with(self, entry, body);
+        Py_DECREF(body);
+    }
+    Py_DECREF(entry);
+    return result;
 }
 
 /* The constructor's arguments, in order; each is kept in the field of its name. */

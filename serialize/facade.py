@@ -9,6 +9,7 @@ a function with its arguments.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sys
@@ -26,7 +27,7 @@ from freight.serialize.errors import (
     SerdeError,
     SerializationError,
 )
-from freight.serialize.limits import DEFAULT_LIMITS, Limits, decoding_with
+from freight.serialize.limits import DEFAULT_LIMITS, Limits, run_within
 from freight.serialize.policy import Policy
 from freight.serialize.registry import (
     RegisteredStrategy,
@@ -163,40 +164,93 @@ class ComputeSerializer:
         or one the policy refuses.
         """
         self.registry = registry or default_registry()
-        self.policy = policy or Policy()
-        self.limits = limits or DEFAULT_LIMITS
+        self._policy = policy or Policy()
+        self._limits = _limits_or_default(limits)
         self._cache = FunctionCache() if cache_code else None
         self._heads: dict[SerializationStrategy, _Headers] = {}
-        self.code_serializer: SerializationStrategy = self._select(
+        # Decoders that passed the allowlist and the policy, by identifier, and
+        # headers of buffer-free messages decoded before, by message length (see
+        # _learn): verdicts under the settings below, forgotten when one changes.
+        self._admitted: dict[str, SerializationStrategy] = {}
+        self._known: dict[int, _Known] = {}
+        self._code_serializer = self._select(
             strategy_code, DEFAULT_CODE_STRATEGY, for_code=True
         )
-        data_serializer = self._select(
+        self._data_serializer = self._select(
             strategy_data, DEFAULT_DATA_STRATEGY, for_code=False
         )
-        self.allowed_deserializer_types = parse_allowlist(
-            allowed_deserializer_types, self.registry
-        )
-        # Decoders that passed the allowlist and the policy: by text header, and
-        # by validated 12-byte binary header prefix.
-        self._admitted: dict[str, SerializationStrategy] = {}
-        self._decoders: dict[bytes, SerializationStrategy] = {}
-        # Headers of buffer-free messages decoded before, by message length
-        # (see _learn).
-        self._known: dict[int, _Known] = {}
-        self.data_serializer = data_serializer
+        self._allowlist = parse_allowlist(allowed_deserializer_types, self.registry)
+        self._settings_changed()
+
+    # -- settings: each may be replaced; decisions made under the old value go ------
 
     @property
     def data_serializer(self) -> SerializationStrategy:
-        """The strategy that encodes everything not callable."""
+        """The strategy that encodes everything not callable; assigning takes any
+        ``Strategylike``, checked as the constructor checks ``strategy_data``."""
         return self._data_serializer
 
     @data_serializer.setter
-    def data_serializer(self, strategy: SerializationStrategy) -> None:
-        # Decoders admitted and headers learned may name the previous one.
-        self._data_serializer = strategy
+    def data_serializer(self, value: Strategylike) -> None:
+        self._data_serializer = self._select(
+            value, DEFAULT_DATA_STRATEGY, for_code=False
+        )
+        self._settings_changed()
+
+    @property
+    def code_serializer(self) -> SerializationStrategy:
+        """The strategy that encodes callables (see ``data_serializer``)."""
+        return self._code_serializer
+
+    @code_serializer.setter
+    def code_serializer(self, value: Strategylike) -> None:
+        self._code_serializer = self._select(
+            value, DEFAULT_CODE_STRATEGY, for_code=True
+        )
+        self._settings_changed()
+
+    @property
+    def allowed_deserializer_types(self) -> set[type[SerializationStrategy]]:
+        """The strategy classes that may decode; empty: every one.  Assigning
+        takes an allowlist as the constructor does."""
+        return self._allowlist
+
+    @allowed_deserializer_types.setter
+    def allowed_deserializer_types(self, value: DeserializerAllowlist | None) -> None:
+        self._allowlist = parse_allowlist(value, self.registry)
+        self._settings_changed()
+
+    @property
+    def policy(self) -> Policy:
+        """What strategies may encode and decode here.  Assigning a policy that
+        refuses one of the encoding strategies raises ``SerdeError``."""
+        return self._policy
+
+    @policy.setter
+    def policy(self, policy: Policy) -> None:
+        for strategy in (self._code_serializer, self._data_serializer):
+            refusal = policy.refusal(strategy, decoding=False)
+            if refusal:
+                raise SerdeError(refusal)
+        self._policy = policy
+        self._settings_changed()
+
+    @property
+    def limits(self) -> Limits:
+        """The bounds on what is decoded (``Limits``)."""
+        return self._limits
+
+    @limits.setter
+    def limits(self, limits: Limits | None) -> None:
+        self._limits = _limits_or_default(limits)
+        self._settings_changed()
+
+    def _settings_changed(self) -> None:
+        """Forget the verdicts made under the old settings and rebuild the fast
+        path around the data strategy."""
         self._admitted.clear()
-        self._decoders.clear()
         self._known.clear()
+        strategy = self._data_serializer
         heads = self._heads.get(strategy) or self._head_for(strategy)
         self._fast: fastpath.FastPathLike = fastpath.FastPath(
             strategy=strategy,
@@ -307,8 +361,7 @@ class ComputeSerializer:
         try:
             if limits is DEFAULT_LIMITS:
                 return strategy.deserialize(payload)
-            with decoding_with(limits):
-                return strategy.deserialize(payload)
+            return run_within(limits, strategy.deserialize, payload)
         except Exception as e:
             raise _decode_failure(strategy, e) from e
 
@@ -470,9 +523,9 @@ class ComputeSerializer:
         ``loads`` / ``loads_frames``, by message length.
 
         Called only for a message whose header passed every check of the slow
-        path and whose decoder is admitted for good (in ``_decoders``: this
-        Python, no warning), so finding the same header bytes again -- metadata
-        included, at the same message length -- stands for those checks.
+        path and that this Python made (so no version warning), so finding the
+        same header bytes again -- metadata included, at the same message length
+        -- stands for those checks.
         At most ``_MAX_KNOWN_HEADERS`` are kept; a full table starts afresh.
         """
         header = message.header
@@ -487,7 +540,6 @@ class ComputeSerializer:
             known.clear()
         known[end] = _Known(
             head + bytes(message.metadata),
-            start,
             header.body_length <= _SMALL_BODY,
             decode,
             strategy,
@@ -498,15 +550,10 @@ class ComputeSerializer:
     ) -> Callable[[bytes | memoryview], Any]:
         """``strategy.body_decoder()``, run under this serializer's limits."""
         decode = strategy.body_decoder()
-        limits = self.limits
+        limits = self._limits
         if limits is DEFAULT_LIMITS:
             return decode
-
-        def decode_within_limits(body: bytes | memoryview) -> Any:
-            with decoding_with(limits):
-                return decode(body)
-
-        return decode_within_limits
+        return functools.partial(run_within, limits, decode)
 
     def _decode(
         self,
@@ -518,7 +565,7 @@ class ComputeSerializer:
         """Decode a parsed message; with ``learn``, remember its header for the
         fast paths if it has no buffers and its decoder is admitted for good."""
         if strategy is None:
-            strategy = self._decoders.get(message.prefix) or self._decoder_for(message)
+            strategy = self._decoder_for(message)
         try:
             result = self._run_decoder(strategy, message.body, message.buffers)
         except DeserializationError as error:
@@ -528,11 +575,7 @@ class ComputeSerializer:
                     error.__cause__ or error
                 )
             raise
-        if (
-            learn
-            and not message.buffers
-            and self._decoders.get(message.prefix) is strategy
-        ):
+        if learn and not message.buffers and message.python == _PYTHON:
             self._learn(message, strategy)
         return result
 
@@ -545,26 +588,23 @@ class ComputeSerializer:
         """``strategy.from_frames`` under this serializer's limits; any failure
         becomes a ``DeserializationError`` naming the strategy."""
         try:
-            if self.limits is DEFAULT_LIMITS:
+            limits = self._limits
+            if limits is DEFAULT_LIMITS:
                 return strategy.from_frames(body, buffers)
-            with decoding_with(self.limits):
-                return strategy.from_frames(body, buffers)
+            return run_within(limits, strategy.from_frames, body, buffers)
         except Exception as e:
             raise _decode_failure(strategy, e) from e
 
     def _decoder_for(self, message: binary.Message) -> SerializationStrategy:
+        """The admitted decoder of ``message``'s identifier; warns (every time) if
+        it is code from another Python minor version that may not decode here."""
         strategy = self._admitted.get(message.identifier) or self._admit(
             message.identifier
         )
-        mismatch = self._version_mismatch(strategy, message)
-        if mismatch:
-            # Not cached: warn on every such payload.
-            warnings.warn(mismatch, VersionMismatchWarning, stacklevel=4)
-            return strategy
-        if message.python == _PYTHON:
-            # Only this Python's prefixes are cached: with the reserved bytes
-            # checked, that is two per identifier, whatever a peer sends.
-            self._decoders[message.prefix] = strategy
+        if message.python != _PYTHON:
+            mismatch = self._version_mismatch(strategy, message)
+            if mismatch:
+                warnings.warn(mismatch, VersionMismatchWarning, stacklevel=4)
         return strategy
 
     def _version_mismatch(
@@ -618,9 +658,7 @@ class ComputeSerializer:
                 f" kwargs), got {len(messages)}"
             )
         # Every header passes the allowlist and policy before any body is decoded.
-        decoders = [
-            self._decoders.get(m.prefix) or self._decoder_for(m) for m in messages
-        ]
+        decoders = [self._decoder_for(m) for m in messages]
         return [self._decode(m, d) for m, d in zip(messages, decoders, strict=True)]
 
     # -- several payloads ------------------------------------------------------------
@@ -714,11 +752,10 @@ class ComputeSerializer:
 
 
 class _Known(NamedTuple):
-    """A learned header: its bytes, where the body starts, what decodes it."""
+    """A learned header: its bytes, and what decodes the body after it."""
 
     #: The whole header, metadata included (the header frame, or a blob's start).
     head: bytes
-    start: int
     #: Whether the body is at most ``binary.SMALL_BODY`` bytes (handed over as
     #: bytes rather than as a view).
     small: bool
@@ -760,6 +797,12 @@ _COUNTS = binary.COUNTS_AND_RESERVED.pack
 _SMALL_BODY = binary.SMALL_BODY
 #: How many headers the decode fast paths remember (see ``_learn``).
 _MAX_KNOWN_HEADERS = 4096
+
+
+def _limits_or_default(limits: Limits | None) -> Limits:
+    """``DEFAULT_LIMITS`` itself for ``None`` or equal limits: decoding under it
+    skips setting the active limits (``run_within``)."""
+    return DEFAULT_LIMITS if limits is None or limits == DEFAULT_LIMITS else limits
 
 
 def _encoders(strategy: SerializationStrategy) -> dict[type, tuple[Any, ...]]:

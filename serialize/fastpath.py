@@ -10,7 +10,7 @@ everything it does not do itself:
 * ``heads``: the data strategy's whole headers of buffer-free messages, by body
   size (``make_header(size)`` makes a missing one);
 * ``known``: headers of buffer-free messages decoded before, by message length,
-  as ``(head, start, small, decode, strategy)`` (the facade's ``_learn``).
+  as ``(head, small, decode, strategy)`` (the facade's ``_learn``).
 
 There are two implementations with the same behaviour: the C extension
 ``freight.serialize._accel`` (built at install time when a C compiler is present)
@@ -156,16 +156,17 @@ class PyFastPath:
         """The object the blob ``data`` holds.
 
         A ``bytes`` whose length has an entry in ``known`` and whose first bytes
-        equal its head is ``decode(data[start:])`` (a ``memoryview`` slice unless
-        the entry says small); an ``Exception`` from ``decode`` raises
-        ``decode_failed(strategy, exc)`` from it.  Anything else goes to
-        ``loads_slow(data)``.
+        equal its head is ``decode(body)``, ``body`` being the rest (``bytes`` if
+        the entry says small, else a ``memoryview`` of ``data``); an
+        ``Exception`` from ``decode`` raises ``decode_failed(strategy, exc)``
+        from it.  Anything else goes to ``loads_slow(data)``.
         """
         if type(data) is bytes:
             known = self._known.get(len(data))
             if known is not None:
-                head, start, small, decode, strategy = known
-                if data[:start] == head:
+                head, small, decode, strategy = known
+                if data.startswith(head):
+                    start = len(head)
                     body = data[start:] if small else memoryview(data)[start:]
                     try:
                         return decode(body)
@@ -183,9 +184,9 @@ class PyFastPath:
                 known = self._known.get(len(header) + len(body))
                 if known is not None and header == known[0]:
                     try:
-                        return known[3](body)
+                        return known[2](body)
                     except Exception as e:
-                        raise self._decode_failed(known[4], e) from e
+                        raise self._decode_failed(known[3], e) from e
         return self._loads_frames_slow(frames)
 
 

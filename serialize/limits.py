@@ -7,8 +7,7 @@ Exceeding a limit raises ``DeserializationError`` naming it.  The facade makes i
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -66,12 +65,13 @@ def active_limits() -> Limits:
     return _active.get()
 
 
-@contextmanager
-def decoding_with(limits: Limits) -> Iterator[None]:
-    """Make ``limits`` the active limits for strategies called in this block."""
+def run_within(limits: Limits, function: Callable[..., Any], *args: Any) -> Any:
+    """``function(*args)`` with ``limits`` the active limits for the strategies it
+    calls.  (A plain set and reset: a generator-based context manager cost a
+    small decode several times its own time.)"""
     token = _active.set(limits)
     try:
-        yield
+        return function(*args)
     finally:
         _active.reset(token)
 

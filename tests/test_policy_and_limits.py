@@ -280,3 +280,84 @@ def test_max_depth_is_enforced_for_msgpack():
     frames = [binary.message_header(prefix, deep, []), deep]
     with pytest.raises(DeserializationError, match="max_depth"):
         ComputeSerializer(strategy_data="msgpack").loads_frames(frames)
+
+
+# -- settings changed after construction ---------------------------------------------
+# A serializer remembers verdicts (admitted decoders, learned headers).  Replacing a
+# setting must make the next decode judge afresh, on the binary fast path and the
+# text path alike.
+
+
+def learned(s: ComputeSerializer, value: Any) -> tuple[bytes, str]:
+    """A blob and a text payload for ``value``, each decoded once (so remembered)."""
+    blob, payload = s.dumps(value), s.serialize(value)
+    assert s.loads(blob) == value and s.deserialize(payload) == value
+    assert s._known and s._admitted
+    return blob, payload
+
+
+def test_a_narrowed_allowlist_refuses_what_was_decoded_before():
+    s = ComputeSerializer(strategy_data="JSONData")
+    blob, payload = learned(s, {"a": [1, 2]})
+    s.allowed_deserializer_types = ["DillCode", "PickleData"]
+    for decode, data in ((s.loads, blob), (s.deserialize, payload)):
+        with pytest.raises(DeserializationError, match="JSONData"):
+            decode(data)
+
+
+def test_an_untrusted_policy_refuses_what_was_decoded_before():
+    s = ComputeSerializer(strategy_code="PureSourceTextInspect")
+    blob, payload = learned(s, [1, 2])  # p5: pickle
+    s.policy = Policy.untrusted_input()
+    for decode, data in ((s.loads, blob), (s.deserialize, payload)):
+        with pytest.raises(DeserializationError, match="PickleData"):
+            decode(data)
+
+
+def test_a_policy_refusing_an_encoding_strategy_is_not_taken():
+    s = ComputeSerializer()  # pickle and cloudpickle encode: not portable
+    before = s.policy
+    with pytest.raises(SerdeError, match="may not encode"):
+        s.policy = Policy.portable()
+    assert s.policy is before
+
+
+def test_lowered_limits_apply_to_headers_decoded_before():
+    s = ComputeSerializer(strategy_data="JSONData")
+    value = {"deep": [[[[1]]]], "pad": "x" * 100}
+    blob, payload = learned(s, value)
+    s.limits = Limits(max_depth=3)
+    for decode, data in ((s.loads, blob), (s.deserialize, payload)):
+        with pytest.raises(DeserializationError, match="max_depth=3"):
+            decode(data)
+    s.limits = Limits(max_size=64)
+    with pytest.raises(DeserializationError, match="max_size=64"):
+        s.loads(blob)
+
+
+def test_limits_equal_to_the_defaults_are_the_defaults():
+    from freight.serialize.limits import DEFAULT_LIMITS
+
+    assert ComputeSerializer(limits=Limits()).limits is DEFAULT_LIMITS
+
+
+def test_a_replaced_code_strategy_encodes_and_decodes_its_identifier():
+    s = ComputeSerializer()
+    learned(s, 7)
+    s.code_serializer = "DillCode"
+    payload = s.serialize(len)
+    assert payload.startswith("01\n")
+    assert s.deserialize(payload) is len
+    assert s._admitted["01\n"] is s.code_serializer
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [("DillCode", "is a code serialization strategy"), ("no-such", "no-such")],
+)
+def test_a_data_strategy_is_checked_when_assigned(value, error):
+    s = ComputeSerializer()
+    before = s.data_serializer
+    with pytest.raises(SerdeError, match=error):
+        s.data_serializer = value
+    assert s.data_serializer is before
