@@ -57,6 +57,7 @@ from freight.serialize import (
     Property,
     StrategyRegistry,
     TextStrategy,
+    fastpath,
     hookimpl,
 )
 
@@ -187,6 +188,15 @@ REGISTRY = _registry()
 DECODER = ComputeSerializer(
     strategy_code="fuzz-named-code", strategy_data="json", registry=REGISTRY
 )
+
+
+@pytest.fixture(autouse=True)
+def _module_serializers_on_the_fast_path_under_test(each_fast_path: str) -> None:
+    # Built at import, before each_fast_path chose an implementation: assigning
+    # the data strategy again rebuilds their fast path with the chosen one.
+    for serde in (DECODER,):
+        serde.data_serializer = serde.data_serializer
+        assert type(serde._fast) is fastpath.FastPath
 
 
 def _encoder(data: str) -> ComputeSerializer:

@@ -16,13 +16,26 @@ from freight.plugins.pickle_strategies import (
     GlobalsAllowlist,
     PickleData,
 )
-from freight.serialize import ComputeSerializer, DeserializationError, binary
+from freight.serialize import ComputeSerializer, DeserializationError, binary, fastpath
 
 # Every test here runs with the C fast path and with its pure-Python twin.
 pytestmark = pytest.mark.usefixtures("each_fast_path")
 
 RESTRICTED = ComputeSerializer(strategy_data=PickleData(SAFE_DATA_GLOBALS))
 PLAIN = ComputeSerializer()
+
+
+@pytest.fixture(autouse=True)
+def _module_serializers_on_the_fast_path_under_test(each_fast_path: str) -> None:
+    # Built at import, before each_fast_path chose an implementation: assigning
+    # the data strategy again rebuilds their fast path with the chosen one.
+    for serde in (
+        RESTRICTED,
+        PLAIN,
+    ):
+        serde.data_serializer = serde.data_serializer
+        assert type(serde._fast) is fastpath.FastPath
+
 
 VALUES = [
     {"a": [1, 2.5, None], "b": (True, "x")},
