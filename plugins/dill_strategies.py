@@ -89,7 +89,7 @@ class _CompatPickler(pickle.Pickler):
     def reducer_override(self, obj: Any) -> Any:
         kind = type(obj)
         if kind is FunctionType:
-            if _probably_importable(obj) or _dill._locate_function(obj):
+            if _probably_importable(obj):
                 return NotImplemented
             return self._function(obj)
         if kind is CodeType:
@@ -119,6 +119,8 @@ class _CompatPickler(pickle.Pickler):
 
     def _function(self, fn: FunctionType) -> tuple[Any, ...]:
         """dill's by-value reduction of ``fn`` (``save_function``, recurse off)."""
+        if dill.settings["recurse"]:
+            raise _DillNeeded  # dill copies the globals the function uses
         if id(fn) in self._started:
             raise _DillNeeded
         self._started.add(id(fn))
@@ -197,7 +199,9 @@ _SCALARS = frozenset({int, float, str, bytes, bool, type(None)})
 def _probably_importable(fn: FunctionType) -> bool:
     """Whether ``fn``'s module and qualified name likely find it, so it goes by
     reference as dill sends it.  Pickle checks that the name finds this very
-    function and refuses it if not; dill then takes over."""
+    function and refuses it if not; dill then takes over.  Where this says no,
+    so does dill's ``_locate_function`` (``__main__`` or no module; a local or
+    lambda ``<...>`` name that no attribute lookup finds)."""
     module = fn.__module__
     return module is not None and module != "__main__" and "<" not in fn.__qualname__
 

@@ -452,6 +452,21 @@ def test_main_functions_bind_the_receivers_main_namespace(
     assert REFERENCE.deserialize(FREIGHT.serialize(main_function))(4) == 12
 
 
+def test_dill_recurse_setting_is_honoured(
+    monkeypatch: pytest.MonkeyPatch, dill_dumps_calls: list[Any]
+) -> None:
+    # With recurse on, dill carries the globals a __main__ function uses, so it
+    # runs where __main__ lacks them; the C path would only name __main__'s dict.
+    monkeypatch.setitem(dill.settings, "recurse", True)
+    main = sys.modules["__main__"].__dict__
+    exec("__freight_k__ = 14\ndef __freight_g__():\n    return __freight_k__\n", main)
+    fn = main.pop("__freight_g__")
+    payload = dill_strategies.compat_dumps(fn)
+    del main["__freight_k__"]  # as on a receiver that never defined it
+    assert len(dill_dumps_calls) == 1
+    assert dill.loads(payload)() == 14
+
+
 def test_a_function_met_twice_is_written_once(dill_dumps_calls: list[Any]) -> None:
     # The second reference is pickle's memo, not a cycle: no reason to use dill.
     closure = samples.make_closure(3)
