@@ -25,6 +25,7 @@ public API only.
 from __future__ import annotations
 
 import os
+import pickle
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -458,8 +459,13 @@ def _same_outcome(got: _Outcome, expected: _Outcome) -> bool:
     try:
         if bool(got == expected):
             return True
-    except Exception:  # an __eq__ that raises (numpy arrays) is not equality
-        pass
+    except Exception:
+        # An __eq__ without a plain truth value (numpy arrays, and containers
+        # holding them): equal pickles are equal values.
+        try:
+            return pickle.dumps(got, 5) == pickle.dumps(expected, 5)
+        except Exception:
+            return False
     (ok_got, value_got), (ok_expected, value_expected) = got, expected
     return (
         ok_got

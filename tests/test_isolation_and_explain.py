@@ -302,6 +302,21 @@ def test_explain_reports_a_copy_whose_outcome_differs() -> None:
     )
 
 
+def test_explain_judges_array_results_by_value() -> None:
+    # An array's == has no plain truth value, alone or inside a container.
+    import numpy as np
+
+    for result in (lambda: np.arange(3), lambda: {"a": np.arange(3)}):
+        assert explain(["cloudpickle"], result)["cloudpickle"].ok
+    counter = samples.by_value(
+        "import numpy as np\ncalls = []\n\ndef count():\n"
+        "    calls.append(1)\n    return {'a': np.arange(len(calls))}\n",
+        "count",
+    )
+    row = explain(["dill-code"], counter)["dill-code"]
+    assert not row.ok and row.stage is Stage.CALL and row.matched is False
+
+
 def test_explain_with_a_serializer_uses_it_as_configured() -> None:
     serde = ComputeSerializer(
         strategy_code="source-dill",
