@@ -50,9 +50,10 @@ from freight.serialize.limits import check_depth, depth_exceeded
 
 #: The msgpack extension type that stands for an out-of-band blob.
 BLOB_EXT = 70
-#: Top-level ``bytes`` of at least this many bytes travel as a frame of their own
-#: (below it, packing them as ``bin`` costs about as much as the extra frame).
-RAW_BYTES_THRESHOLD = 1 << 10
+#: Top-level ``bytes`` of at least this many bytes travel as a frame of their own.
+#: Below it packing them as ``bin`` is faster: a message with a buffer cannot take
+#: the learned-header fast path of ``loads`` (as ``pickle_strategies``).
+RAW_BYTES_THRESHOLD = 128 << 10
 
 _BLOB = struct.Struct(">cI")  # kind letter, frame index
 _BLOB_VIEW, _BLOB_BYTES, _BLOB_BYTEARRAY = b"m", b"b", b"a"

@@ -167,7 +167,7 @@ def test_large_top_level_blobs_skip_pickle() -> None:
 
 
 def test_top_level_bytes_frame_is_returned_uncopied() -> None:
-    data = bytes(range(256)) * 100
+    data = bytes(range(256)) * (pickle_strategies.RAW_BYTES_THRESHOLD // 256)
     assert PICKLE.loads_frames(PICKLE.dumps_frames(data)) is data
 
 
@@ -195,7 +195,7 @@ def test_malformed_raw_bodies_raise_deserialization_error() -> None:
     ]:
         with pytest.raises(DeserializationError):
             strategy.from_frames(memoryview(body), buffers)
-    frames = PICKLE.dumps_frames(b"y" * 5000)
+    frames = PICKLE.dumps_frames(b"y" * pickle_strategies.RAW_BYTES_THRESHOLD)
     frames[1] = b"Rq"
     with pytest.raises(DeserializationError, match="PickleData"):
         PICKLE.loads_frames(frames)
