@@ -22,10 +22,12 @@ What goes out of band: a top-level ``bytearray`` or ``memoryview`` (any size), a
 top-level ``bytes`` of at least ``RAW_BYTES_THRESHOLD`` bytes, and, anywhere in the
 value, every ``pickle.PickleBuffer`` and other buffer-protocol object that exports
 plain contiguous bytes (``mmap``, ``array.array("B")``, a 1-D ``uint8`` numpy array)
--- those decode as ``memoryview`` s.  Typed or multi-dimensional buffers (a float64
-numpy array) are refused rather than silently flattened: wrap one in
+-- those decode as ``memoryview`` s.  Other typed or multi-dimensional exporters (a
+float64 numpy array) are refused rather than silently flattened: wrap one in
 ``pickle.PickleBuffer(x)`` to send its raw bytes, or use the ``pickle`` strategy to
-keep its type.  Nested ``bytes``, ``bytearray`` and ``memoryview`` are msgpack
+keep its type.  A ``memoryview`` itself travels as its raw bytes whatever its
+format and shape (msgpack packs one without asking).  Nested ``bytes``,
+``bytearray`` and ``memoryview`` are msgpack
 ``bin`` values, packed in-band and decoded as ``bytes``.  In the text envelope every
 blob is in-band ``bin`` (base64 as a whole).  Freight reserves ext type 70; other ext
 types pass through as ``msgpack.ExtType`` (type -1 as ``msgpack.Timestamp``).

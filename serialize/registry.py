@@ -15,8 +15,9 @@ Loading is under the user's control (``PluginSettings``, read from the environme
 ``FREIGHT_PLUGINS=a,b``
     load only these third-party plugins (entry-point names).
 ``FREIGHT_BLOCK_PLUGINS=a,b``
-    never load these plugins, built-ins included (e.g. ``pickle,dill`` leaves no
-    pickle-family decoder registered at all).
+    never load these plugins, built-ins included (e.g. ``pickle,dill,combo``
+    leaves no built-in pickle-family decoder registered; the combo strategies
+    have dill members).
 ``FREIGHT_STRICT_PLUGINS=1``
     a plugin that fails to import or register is an error at load, not a warning.
 

@@ -206,10 +206,11 @@ class SerializationStrategy(ABC):
         """A function that decodes the body of a message with no out-of-band
         buffers, exactly as ``from_frames(body, [])`` would (the default).
 
-        The facade asks once per serializer and header, then calls the function
-        for every such message; a strategy whose decoding is one C call (say,
-        ``pickle.loads``) returns that function and saves two Python calls per
-        message.
+        The facade asks when it learns a header (once per message length it has
+        seen), then calls the function for each later ``bytes`` blob or list of
+        two ``bytes`` frames with that header; a strategy whose decoding is one C
+        call (say, ``pickle.loads``) returns that function and saves two Python
+        calls per message.
         """
 
         def decode(body: bytes | memoryview) -> Any:
@@ -222,9 +223,11 @@ class SerializationStrategy(ABC):
         the strategy's own, or ``None`` (the default: everything goes through
         ``to_frames``).
 
-        The facade asks once per serializer and calls ``function(obj, *args)`` for
-        every object whose type is exactly one of ``types`` (say, ``int``: one call
-        of ``pickle.dumps``).  The result must be the ``bytes`` body ``to_frames``
+        A serializer asks its *data* strategy once per setting and, in the binary
+        envelope, calls ``function(obj, *args)`` for every object whose type is
+        exactly one of ``types`` (say, ``int``: one call of ``pickle.dumps``);
+        types whose instances are callable are left out, as those go to the code
+        strategy.  The result must be the ``bytes`` body ``to_frames``
         would give, with no buffers; an exception or any other result sends the
         object through ``to_frames`` instead.
         """

@@ -3,7 +3,7 @@
 In the text envelope the whole pickle (large buffers in-band) is one zstd frame,
 which ``BytesStrategy`` carries base64-encoded.  In the binary envelope the in-band
 pickle stream is one zstd frame (the body) and each out-of-band buffer that pickle
-protocol 5 hands over (numpy arrays, bytearrays, ``PickleBuffer`` s) is compressed
+protocol 5 hands over (numpy arrays, ``PickleBuffer`` s) is compressed
 into a frame of its own, so a large array is compressed straight from its memory and
 never copied into the pickle stream first.
 
