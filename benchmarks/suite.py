@@ -41,16 +41,15 @@ def _shares_memory(a: Any, b: Any) -> bool:
 
 
 def _zero_copy(payload: Payload, wire: Any, copy: Any) -> tuple[bool, bool] | None:
-    """For buffer payloads: does the wire, and does the decoded copy, reuse the
-    payload's memory rather than a copy of it?"""
+    """For buffer payloads: does the wire reuse the payload's memory, and does the
+    decoded copy reuse the wire's (received) memory, rather than copies of them?"""
     if not isinstance(payload.obj, bytes | bytearray | np.ndarray):
         return None
-    on_encode = any(
-        _shares_memory(b, payload.obj) for b in contenders.wire_buffers(wire)
+    buffers = contenders.wire_buffers(wire)
+    on_encode = any(_shares_memory(b, payload.obj) for b in buffers)
+    on_decode = isinstance(copy, bytes | bytearray | memoryview | np.ndarray) and any(
+        _shares_memory(copy, b) for b in buffers
     )
-    on_decode = isinstance(
-        copy, bytes | bytearray | memoryview | np.ndarray
-    ) and _shares_memory(copy, payload.obj)
     return on_encode, on_decode
 
 
