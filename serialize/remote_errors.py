@@ -419,7 +419,7 @@ def _remote_fields(exc: RemoteExecutionError, limits: ExceptionLimits) -> _Field
         cause=exc.cause,
         context=exc.context,
         suppress_context=bool(exc.suppress_context),
-        notes=[_plain(n) for n in exc.notes],
+        notes=_forwarded_notes(exc, exc.traceback),
         exceptions=exc.exceptions,
         truncated=bool(exc.truncated),
     )
@@ -445,9 +445,7 @@ def _local_fields(exc: BaseException, limits: ExceptionLimits) -> _Fields:
         args = _scalar_args(raw_args, limits)
     remote_tb = _safe_getattr(exc, "remote_traceback")
     remote_tb = _plain(remote_tb) if isinstance(remote_tb, str) else None
-    notes = _notes(exc)
-    if remote_tb is not None and notes and notes[-1] == _traceback_note(remote_tb):
-        notes.pop()  # the note exception_from_dict added; the field carries it
+    notes = _forwarded_notes(exc, remote_tb)
     return _Fields(
         type_name=type_name,
         module=_name_text(getattr(cls, "__module__", None)),
@@ -490,6 +488,18 @@ def _scalar_args(args: object, limits: ExceptionLimits) -> tuple[Scalar, ...] | 
         else:
             return None
     return tuple(out)
+
+
+def _forwarded_notes(exc: BaseException, remote_tb: str | None) -> list[str]:
+    """``exc``'s notes as they are now (a forwarder may have added some), without
+    the remote-traceback note ``exception_from_dict`` added: the traceback field
+    carries that."""
+    notes = _notes(exc)
+    if remote_tb is not None:
+        added = _traceback_note(_plain(remote_tb))
+        if added in notes:
+            notes.remove(added)
+    return notes
 
 
 def _notes(exc: BaseException) -> list[str]:

@@ -557,6 +557,17 @@ def test_forwarding_a_decoded_exception_gives_the_same_dict() -> None:
     assert to_wire(exception_from_dict(d, rebuild=False)) == d
 
 
+@pytest.mark.parametrize("rebuild", [True, False], ids=["rebuilt", "remote-error"])
+def test_a_note_added_while_forwarding_travels_once(rebuild: bool) -> None:
+    d = to_wire(raised(KeyError("k")))
+    decoded = exception_from_dict(d, rebuild=rebuild)
+    decoded.add_note("added while forwarding")
+    again = exception_from_dict(to_wire(decoded), rebuild=rebuild)
+    notes = getattr(again, "__notes__", [])
+    assert notes.count("added while forwarding") == 1
+    assert sum(n.startswith("Remote traceback") for n in notes) == 1
+
+
 # -- hostile exceptions and limits -----------------------------------------------------
 
 
