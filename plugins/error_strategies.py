@@ -78,14 +78,6 @@ class ExceptionData(TextStrategy):
             allow_nan=False,
         )
 
-    def from_frames(self, body: bytes | memoryview, buffers: list[memoryview]) -> Any:
-        try:
-            return super().from_frames(body, buffers)
-        except UnicodeDecodeError as e:
-            raise DeserializationError(
-                f"ExceptionData body is not UTF-8 text: {e}"
-            ) from e
-
     def decode_text(self, text: str) -> Any:
         try:
             data = json.loads(text)

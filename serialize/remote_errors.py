@@ -612,7 +612,7 @@ def exception_from_dict(
         )
     node = _Validator(limits).top(d)
     builder = _Builder(
-        allowed=frozenset(allowed_modules) if rebuild else frozenset(),
+        allowed=frozenset(allowed_modules),
         rebuild=rebuild,
         traceback_note=traceback_note,
     )
