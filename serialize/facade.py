@@ -681,6 +681,7 @@ class ComputeSerializer:
         if isinstance(packed_buffer, str):
             self.limits.check_size(len(packed_buffer), "the packed buffers")
         buffers = text.unpack_buffers(packed_buffer)
+        self.limits.check_frames(len(buffers), "the packed buffers")
         if len(buffers) != 3:
             raise DeserializationError(
                 f"unpack_and_deserialize expects 3 packed buffers (function, args,"

@@ -37,9 +37,6 @@ from freight.serialize import (
     hookimpl,
 )
 
-# Every test here runs with the C fast path and with its pure-Python twin.
-pytestmark = pytest.mark.usefixtures("each_fast_path")
-
 # -- spies -----------------------------------------------------------------------------
 
 

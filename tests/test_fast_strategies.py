@@ -330,9 +330,23 @@ def test_objects_plain_pickle_would_name_in_main_go_by_value(main_class: type) -
     assert PICKLE.loads(PICKLE.dumps(thing)).n == 4
 
 
-def test_plain_data_never_touches_cloudpickle() -> None:
+def test_plain_data_never_touches_cloudpickle(monkeypatch: pytest.MonkeyPatch) -> None:
+    import cloudpickle
+
+    calls: list[Any] = []
+    original = cloudpickle.dumps
+    monkeypatch.setattr(
+        cloudpickle, "dumps", lambda *a, **k: calls.append(a[0]) or original(*a, **k)
+    )
     value = {"a": [1, 2.5, (3, "x")], "b": frozenset({1}), "c": np.arange(3)}
+    for encode in (PICKLE.dumps, PICKLE.dumps_frames, PICKLE.serialize):
+        encode(value)
+    assert calls == []
     assert b"cloudpickle" not in pickle_body(PICKLE, value)
+    lam = [lambda: 1]  # must go by value: cloudpickle, and only then
+    for encode in (PICKLE.dumps, PICKLE.dumps_frames, PICKLE.serialize):
+        encode(lam)
+    assert len(calls) == 3
 
 
 def test_unpicklable_objects_raise_serialization_error() -> None:

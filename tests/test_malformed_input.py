@@ -44,9 +44,6 @@ from freight.serialize import (
 )
 from freight.serialize.text import decode_base64
 
-# Every test here runs with the C fast path and with its pure-Python twin.
-pytestmark = pytest.mark.usefixtures("each_fast_path")
-
 # -- helpers --------------------------------------------------------------------------
 
 REGISTERED = list(default_registry())

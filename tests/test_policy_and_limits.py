@@ -145,6 +145,11 @@ def test_max_frames_bounds_buffers_and_bundle_messages():
     header = bytearray(binary.message_header(bytes(one[0][:12]), b"", [b"", b"", b""]))
     with pytest.raises(DeserializationError, match="max_frames=2"):
         serde.loads_frames([bytes(header), b"", b"", b"", b""])
+    with pytest.raises(DeserializationError, match="max_frames=2"):
+        serde.loads(bytes(header) + b"")  # the blob form of the same message
+    packed = serde.pack_buffers([serde.serialize(1)] * 3)
+    with pytest.raises(DeserializationError, match="max_frames=2"):
+        serde.unpack_and_deserialize(packed)
 
 
 def test_max_depth_is_enforced_for_json_and_named_in_the_error():

@@ -1214,7 +1214,6 @@ def test_fuzz_near_valid_payloads_only_raise_deserialization_error(
     obj: dict[str, Any], version: object
 ) -> None:
     decodes_or_raises_deserialization_error({"format": version, **obj})
-    assert Recording.calls == []
 
 
 SEED_BODIES = [
