@@ -327,9 +327,7 @@ def test_reassigning_the_data_strategy_takes_effect(each_fast_path):
 @settings(max_examples=150, deadline=None)
 @given(value=picklable_values())
 def test_c_and_python_agree_on_every_value(value):
-    c, py = ComputeSerializer(), ComputeSerializer()
-    c._fast = _accel.FastPath(**_arguments(c))
-    py._fast = fastpath.PyFastPath(**_arguments(py))
+    c, py = serializer_on(_accel.FastPath), serializer_on(fastpath.PyFastPath)
     blob = c.dumps(value)
     assert py.dumps(value) == blob
     frames = c.dumps_frames(value)
@@ -340,33 +338,30 @@ def test_c_and_python_agree_on_every_value(value):
         assert_same_value(serde.loads_frames([bytes(f) for f in frames]), value)
 
 
-def _arguments(s: ComputeSerializer) -> dict[str, Any]:
-    strategy = s.data_serializer
-    heads = s._heads[strategy]
-    return dict(
-        strategy=strategy,
-        encoders=facade._encoders(strategy),
-        heads=heads.small,
-        make_header=heads.header,
-        assemble=s._data_frames,
-        code_frames=s._code_frames,
-        encode_failed=facade._encode_failure,
-        known=s._known,
-        loads_slow=s._loads_slow,
-        loads_frames_slow=s._loads_frames_slow,
-        decode_failed=facade._decode_failure,
-    )
+def serializer_on(implementation: Any) -> ComputeSerializer:
+    """A default serializer whose fast path is ``implementation``, built by the
+    facade itself."""
+    original = fastpath.FastPath
+    fastpath.FastPath = implementation
+    try:
+        serde = ComputeSerializer()
+    finally:
+        fastpath.FastPath = original
+    assert type(serde._fast) is implementation
+    return serde
 
 
 @needs_c
 def test_the_c_fast_path_holds_no_stray_references():
-    s = ComputeSerializer()
-    arguments = _arguments(s)
-    s._fast = _accel.FastPath(**arguments)
+    s = serializer_on(_accel.FastPath)
+    # The C object's fields, as its tp_traverse reports them.
+    encoders = next(
+        r for r in gc.get_referents(s._fast) if isinstance(r, dict) and int in r
+    )
     blob_int, blob_list, blob_big = s.dumps(10**30), s.dumps([1]), s.dumps(b"x" * 9000)
     for blob in (blob_int, blob_list, blob_big):
         s.loads(blob)
-    watched = [blob_int, blob_list, blob_big, arguments["encoders"][int]]
+    watched = [blob_int, blob_list, blob_big, encoders[int]]
     watched += [s.data_serializer, s._known[len(blob_int)], s._known[len(blob_list)]]
     bad = bytearray(blob_list)
     bad[-2] ^= 0xFF  # same header, corrupt body: the decode error path
