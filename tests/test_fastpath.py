@@ -428,3 +428,18 @@ def test_freight_pure_python_selects_the_twin():
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["False", "PyFastPath"]
+
+
+def test_a_subclass_override_of_a_per_message_method_is_kept(each_fast_path):
+    # The per-message methods are bound to the fast path per instance, except
+    # where a subclass overrides one.
+    class Tagged(ComputeSerializer):
+        def dumps(self, obj: Any) -> bytes:
+            return b"tag:" + super().dumps(obj)
+
+    s = Tagged()
+    blob = s.dumps(5)
+    assert blob.startswith(b"tag:") and s.loads(blob[4:]) == 5
+    plain = ComputeSerializer()
+    assert plain.dumps(5) == blob[4:]
+    assert type(plain.dumps) is not type(Tagged.dumps)
