@@ -42,6 +42,7 @@ from typing import Any
 import msgpack
 
 from freight.serialize import (
+    BodyEncoder,
     BytesStrategy,
     DeserializationError,
     Property,
@@ -63,6 +64,7 @@ _TOP_LEVEL = {
     kind: msgpack.packb(msgpack.ExtType(BLOB_EXT, _BLOB.pack(kind, 0)))
     for kind in (_BLOB_VIEW, _BLOB_BYTES, _BLOB_BYTEARRAY)
 }
+_SCALARS = frozenset({int, float, bool, type(None), str})
 _DOMAIN = (
     "the msgpack domain is None, bool, int (64-bit), float, str, bytes, list, tuple"
     " and dict; use the pickle strategy for other Python objects"
@@ -111,6 +113,12 @@ class MsgpackData(BytesStrategy):
 
     def from_frames(self, body: bytes | memoryview, buffers: list[memoryview]) -> Any:
         return _unpack_within_limits(body, buffers)
+
+    def body_encoder(self) -> BodyEncoder:
+        # As to_frames: msgpack packs these natively, so ``default`` (blobs, the
+        # refusals) is never asked; an int beyond 64 bits raises OverflowError and
+        # goes through to_frames, which reports it.
+        return BodyEncoder(_SCALARS, msgpack.packb)
 
 
 def _pack(obj: Any, default: Any) -> bytes:
