@@ -803,19 +803,33 @@ def time_limit(seconds: float | None) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def traced_peak() -> Iterator[list[int]]:
-    """Measure the peak of memory allocated in the block (``tracemalloc``); the
-    list holds it afterwards, or stays empty if tracing was already on."""
-    peak: list[int] = []
-    if tracemalloc.is_tracing():
-        yield peak
-        return
-    tracemalloc.start()
+@dataclasses.dataclass
+class Traced:
+    """Filled in when a ``traced()`` block ends: bytes allocated at its peak, and
+    still held after it."""
+
+    peak: int = 0
+    retained: int = 0
+
+
+@contextlib.contextmanager
+def traced() -> Iterator[Traced]:
+    """Measure the memory a block allocates (``tracemalloc``): its peak and what it
+    still holds, above what was traced when it began.  Works whether or not
+    something else is already tracing, and leaves tracing as it found it."""
+    memory = Traced()
+    was_tracing = tracemalloc.is_tracing()
+    if not was_tracing:
+        tracemalloc.start()
+    tracemalloc.reset_peak()
+    before, _ = tracemalloc.get_traced_memory()
     try:
-        yield peak
+        yield memory
     finally:
-        peak.append(tracemalloc.get_traced_memory()[1])
-        tracemalloc.stop()
+        current, peak = tracemalloc.get_traced_memory()
+        if not was_tracing:
+            tracemalloc.stop()
+        memory.peak, memory.retained = peak - before, current - before
 
 
 def _envelope_of(payload: Any) -> str:
@@ -886,7 +900,7 @@ def _guarded_decode(
     limit: int,
 ) -> DeserializationError | None:
     error: DeserializationError | None = None
-    with traced_peak() as peak:
+    with traced() as memory:
         try:
             with time_limit(seconds):
                 decode()
@@ -904,9 +918,9 @@ def _guarded_decode(
                 f"{where} let {type(e).__name__} escape on a malformed {size}-byte"
                 f" payload ({e}); only DeserializationError may"
             ) from e
-    if peak and peak[0] > limit:
+    if memory.peak > limit:
         raise AssertionError(
-            f"{where} allocated {peak[0] / MiB:.1f} MiB decoding a malformed"
+            f"{where} allocated {memory.peak / MiB:.1f} MiB decoding a malformed"
             f" {size}-byte payload (limit {limit / MiB:.1f} MiB): check declared"
             " lengths against what the input can hold before allocating"
         )

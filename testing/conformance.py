@@ -395,7 +395,9 @@ class StrategyConformance:
         def check(drawn: Any, damage: str, data: st.DataObject) -> None:
             self._malformed_property(envelope, damage, strict=True)(drawn, data)
 
-        self._run(request, check, self._domain(), st.sampled_from(DAMAGE), st.data())
+        self._run(
+            request, check, self._domain(), st.sampled_from(self.damages), st.data()
+        )
 
     def _malformed_property(
         self, envelope: str, damage: str, *, strict: bool
