@@ -226,6 +226,18 @@ BROKEN = {
         """,
         {"test_roundtrip"},
     ),
+    "a decoder that trusts a length it reads": (
+        """
+        class TrustsALength(GoodJSON):
+            def decode(self, data):
+                if len(data) > 1024:
+                    bytearray(1 << 27)  # as if a header had claimed it
+                return super().decode(data)
+
+        TestT = strategy_conformance(TrustsALength, values=json_values(), **OPTIONS)
+        """,
+        {"test_malformed_input_raises_only_deserialization_error"},
+    ),
     "a body_encoder that disagrees with to_frames": (
         """
         from freight.serialize import BodyEncoder

@@ -974,8 +974,9 @@ _kit_exceptions = _kit_leaves | st.builds(
 
 #: freight.testing's conformance checks: round trips in every envelope, malformed,
 #: truncated and oversized input, identifier policy and determinism.
+# strict_errors: ExceptionData's own decoders raise only DeserializationError.
 TestExceptionDataConformance = strategy_conformance(
-    ExceptionData, values=_kit_exceptions, max_examples=10
+    ExceptionData, values=_kit_exceptions, max_examples=10, strict_errors=True
 )
 
 
