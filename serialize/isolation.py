@@ -122,9 +122,15 @@ class CheckError(SerdeError):
     else a ``RemoteExecutionError``), so the remote traceback shows as its cause.
     """
 
-    def __init__(self, check: IsolatedCheck) -> None:
+    def __init__(
+        self, check: IsolatedCheck, *, cause_shows_traceback: bool = False
+    ) -> None:
         reason = f"isolated check with {check.strategy} failed: {check.reason}"
-        if check.error is not None and check.error.traceback:
+        if (
+            not cause_shows_traceback
+            and check.error is not None
+            and check.error.traceback
+        ):
             reason += "\n\nRemote traceback:\n" + check.error.format().rstrip()
         super().__init__(reason)
         self.check = check
@@ -278,12 +284,11 @@ class IsolatedCheck:
 
     def raise_for_error(self) -> Any:
         """Return ``result`` if the check passed, else raise ``CheckError`` carrying
-        this check, from the rebuilt remote exception (its message includes the
-        remote traceback)."""
+        this check, from the rebuilt remote exception, whose notes carry the remote
+        traceback (the message does when there is nothing to rebuild)."""
         if not self.ok:
-            raise CheckError(self) from (
-                None if self.error is None else self.error.rebuild()
-            )
+            cause = None if self.error is None else self.error.rebuild()
+            raise CheckError(self, cause_shows_traceback=cause is not None) from cause
         return self.result
 
 
