@@ -3,28 +3,25 @@
 from __future__ import annotations
 
 
+def _scaled(value: float, units: tuple[str, ...]) -> str:
+    """``value`` in the largest of ``units`` (each 1000x the one before) that keeps
+    it at least 1 once rounded to three significant digits ("1 µs", never
+    "1e+03 ns")."""
+    for power, unit in enumerate(units):
+        shown = float(f"{value / 1000**power:.3g}")
+        if shown < 1000 or power == len(units) - 1:
+            return f"{shown:.3g} {unit}"
+    raise AssertionError("unreachable")
+
+
 def duration(ns: float | None) -> str:
     """``1234.0`` -> ``"1.23 µs"``; ``None`` -> ``"-"``."""
-    if ns is None:
-        return "-"
-    for limit, unit, scale in (
-        (1e3, "ns", 1.0),
-        (1e6, "µs", 1e3),
-        (1e9, "ms", 1e6),
-    ):
-        if ns < limit:
-            return f"{ns / scale:.3g} {unit}"
-    return f"{ns / 1e9:.3g} s"
+    return "-" if ns is None else _scaled(ns, ("ns", "µs", "ms", "s"))
 
 
 def size(nbytes: float | None) -> str:
     """``1_500_000`` -> ``"1.5 MB"`` (decimal units); ``None`` -> ``"-"``."""
-    if nbytes is None:
-        return "-"
-    for limit, unit, scale in ((1e3, "B", 1.0), (1e6, "KB", 1e3), (1e9, "MB", 1e6)):
-        if nbytes < limit:
-            return f"{nbytes / scale:.3g} {unit}"
-    return f"{nbytes / 1e9:.3g} GB"
+    return "-" if nbytes is None else _scaled(nbytes, ("B", "KB", "MB", "GB"))
 
 
 def rate(mb_per_s: float | None) -> str:
