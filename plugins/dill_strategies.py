@@ -7,17 +7,19 @@ accept both.
 
 ``00`` and ``01`` take a fast path whose payloads the reference's ``dill.loads``
 reads as it would read dill's own: they are written by the C pickler (at dill's
-protocol), which writes dill's own reductions for functions that go by value
-(lambdas, closures, ``__main__`` code), and by dill only where the C pickler cannot
-mean the same (see below); small bodies that cannot need dill's ``Unpickler`` are
-read with ``pickle.loads``.  See ``compat_dumps`` and ``compat_loads``.
+protocol, see ``compat_protocol``), which writes dill's own reductions for
+functions that go by value (lambdas, closures, ``__main__`` code), and by dill only
+where the C pickler cannot mean the same (see below); small bodies that cannot need
+dill's ``Unpickler`` are read with ``pickle.loads``.  See ``compat_parts`` and
+``compat_loads``.  Text payloads of large bodies are base64-encoded from the
+pickler's parts and decoded as a stream (``freight.serialize.b64``), so an array's
+memory is copied once each way, into the base64 and out of it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import inspect
-import io
 import pickle
 import re
 import sys
@@ -31,6 +33,7 @@ import dill.source
 
 from freight.plugins.source_strategies import exec_source, require_self_contained
 from freight.serialize import BytesStrategy, Property, SerializationError, hookimpl
+from freight.serialize.b64 import BinaryReader
 
 # -- the fast compatible path ------------------------------------------------------
 #
@@ -75,7 +78,7 @@ class _CompatPickler(pickle.Pickler):
     """The C pickler writing dill's reductions for by-value functions, and refusing
     the few objects dill would pickle differently (see above)."""
 
-    def __init__(self, file: io.BytesIO, protocol: int) -> None:
+    def __init__(self, file: _Parts, protocol: int) -> None:
         super().__init__(file, protocol)
         self._ndarray = getattr(sys.modules.get("numpy"), "ndarray", None)
         # By-value functions whose reduction is being written: meeting one again
@@ -206,34 +209,65 @@ def _probably_importable(fn: FunctionType) -> bool:
     return module is not None and module != "__main__" and "<" not in fn.__qualname__
 
 
-def compat_dumps(obj: Any) -> bytes:
-    """A pickle of ``obj`` that ``dill.loads`` reads as it would read dill's own.
+def compat_protocol() -> int:
+    """The pickle protocol of compatible payloads: dill's setting, except that
+    dill's default, 4, becomes 5.  Protocol 5 is protocol 4 plus out-of-band
+    buffers (PEP 574), which every Python the reference supports reads; written
+    in-band, a numpy array's memory goes to the pickler's file uncopied."""
+    protocol: int = dill.settings["protocol"]
+    return 5 if protocol == 4 else protocol
 
-    The C pickler (``_CompatPickler``, at dill's protocol) where it means the same:
-    data, importable functions and classes (by reference, as dill sends them), and
-    lambdas, closures and ``__main__`` functions (by value, with dill's
-    reductions).  ``dill.dumps`` for what it alone handles: classes of
-    ``__main__``, self-referencing or empty closure cells, globals that are no
-    module's namespace, modules and other objects plain pickle refuses.
+
+class _Parts:
+    """A pickler's file that keeps what it is written, uncopied: the pickler's
+    own output in pieces, and each large payload (``bytes``, a ``PickleBuffer``,
+    a ``memoryview`` of a str's UTF-8) as the object it was handed."""
+
+    __slots__ = ("parts", "write")
+
+    def __init__(self) -> None:
+        self.parts: list[Any] = []
+        self.write = self.parts.append
+
+
+def compat_parts(obj: Any) -> list[Any]:
+    """A pickle of ``obj`` that ``dill.loads`` reads as it would read dill's own,
+    as buffers whose concatenation is the pickle.
+
+    The C pickler (``_CompatPickler``) where it means the same: data, importable
+    functions and classes (by reference, as dill sends them), and lambdas,
+    closures and ``__main__`` functions (by value, with dill's reductions).
+    ``dill.dumps`` for what it alone handles: classes of ``__main__``,
+    self-referencing or empty closure cells, globals that are no module's
+    namespace, modules and other objects plain pickle refuses.
     """
     kind = type(obj)
+    protocol = compat_protocol()
     if kind in _SCALARS:  # names no global: skip _CompatPickler's set-up
-        return pickle.dumps(obj, dill.settings["protocol"])
+        return [pickle.dumps(obj, protocol)]
     if kind is FunctionType and _probably_importable(obj):
         # What _CompatPickler would write, without its set-up (a third of the
         # cost of a module-level function).
         try:
-            return pickle.dumps(obj, dill.settings["protocol"])
+            return [pickle.dumps(obj, protocol)]
         except Exception:
             pass  # not found under its name: as below, dill decides
-    file = io.BytesIO()
+    file = _Parts()
     try:
-        _CompatPickler(file, dill.settings["protocol"]).dump(obj)
+        _CompatPickler(file, protocol).dump(obj)
     except Exception:
         # PicklingError, AttributeError ("Can't pickle local object"), TypeError,
         # _DillNeeded: dill either carries it or explains why not.
-        return bytes(dill.dumps(obj))
-    return file.getvalue()
+        return [bytes(dill.dumps(obj))]
+    return file.parts
+
+
+def compat_dumps(obj: Any) -> bytes:
+    """``compat_parts(obj)`` joined into one pickle."""
+    parts = compat_parts(obj)
+    if len(parts) == 1 and type(parts[0]) is bytes:
+        return parts[0]
+    return b"".join(parts)
 
 
 # Decoding.  Everything dill's Unpickler does that pickle's does not is keyed on a
@@ -291,8 +325,14 @@ class DillDataBase64(BytesStrategy):
     def encode(self, obj: Any) -> bytes:
         return compat_dumps(obj)
 
+    def encode_parts(self, obj: Any) -> list[Any]:
+        return compat_parts(obj)
+
     def decode(self, data: bytes) -> Any:
         return compat_loads(data)
+
+    def decode_from(self, file: BinaryReader) -> Any:
+        return dill.load(file)
 
 
 class DillCode(BytesStrategy):
@@ -310,8 +350,14 @@ class DillCode(BytesStrategy):
     def encode(self, obj: Any) -> bytes:
         return compat_dumps(obj)
 
+    def encode_parts(self, obj: Any) -> list[Any]:
+        return compat_parts(obj)
+
     def decode(self, data: bytes) -> Any:
         return compat_loads(data)
+
+    def decode_from(self, file: BinaryReader) -> Any:
+        return dill.load(file)
 
 
 class PickleCode(BytesStrategy):

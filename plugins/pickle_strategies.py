@@ -35,6 +35,7 @@ from freight.serialize import (
     SerializationError,
     hookimpl,
 )
+from freight.serialize.b64 import BinaryReader
 from freight.serialize.binary import BufferLike
 
 #: The pickle protocol of every payload made here (out-of-band buffers need 5).
@@ -142,6 +143,9 @@ class _PickleFamily(BytesStrategy):
     def decode(self, data: bytes) -> Any:
         return pickle.loads(data)
 
+    def decode_from(self, file: BinaryReader) -> Any:
+        return pickle.load(file)
+
     def to_frames(self, obj: Any) -> tuple[BufferLike, list[BufferLike]]:
         return dumps_frames(obj)
 
@@ -192,6 +196,11 @@ class PickleData(_PickleFamily):
 
     def decode(self, data: bytes) -> Any:
         return self._loads(data, ())
+
+    def decode_from(self, file: BinaryReader) -> Any:
+        if self.allowed_globals is None:
+            return pickle.load(file)
+        return _RestrictedUnpickler(file, self.allowed_globals, ()).load()
 
     def encode(self, obj: Any) -> bytes:
         if type(obj) is memoryview:
@@ -304,7 +313,7 @@ SAFE_DATA_GLOBALS: dict[str, Iterable[str] | str] = {
 
 class _RestrictedUnpickler(pickle.Unpickler):
     def __init__(
-        self, file: io.BytesIO, allowed: GlobalsAllowlist, buffers: Iterable[Any]
+        self, file: BinaryReader, allowed: GlobalsAllowlist, buffers: Iterable[Any]
     ) -> None:
         super().__init__(file, buffers=buffers)
         self._allowed = allowed

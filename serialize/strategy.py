@@ -25,19 +25,19 @@ from __future__ import annotations
 import functools
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from enum import Flag, auto
 from typing import Any, ClassVar, NamedTuple
 
+from freight.serialize.b64 import (
+    Base64Reader,
+    BinaryReader,
+    decode_base64,
+    encode_base64_parts,
+)
 from freight.serialize.binary import BufferLike
 from freight.serialize.errors import DeserializationError, SerializationError
-from freight.serialize.text import (
-    IDENTIFIER_LENGTH,
-    decode_base64,
-    encode_base64,
-    pack_buffers,
-    unpack_buffers,
-)
+from freight.serialize.text import IDENTIFIER_LENGTH, pack_buffers, unpack_buffers
 
 logger = logging.getLogger(__name__)
 
@@ -262,6 +262,12 @@ def _no_buffers(strategy: SerializationStrategy, buffers: list[memoryview]) -> N
         )
 
 
+#: Text payloads of ``BytesStrategy`` s that read files (``decode_from``) are
+#: decoded as a stream from this many characters on: the decoded body then never
+#: exists whole, and a large buffer in it is decoded once, into its object.
+STREAM_TEXT = 64 << 10
+
+
 class BytesStrategy(SerializationStrategy):
     """A strategy whose body is natively bytes; text payloads carry it as base64."""
 
@@ -275,11 +281,39 @@ class BytesStrategy(SerializationStrategy):
     def decode(self, data: bytes) -> Any:
         """Return the object that ``encode`` turned into ``data``."""
 
+    def encode_parts(self, obj: Any) -> Sequence[Any]:
+        """The body for ``obj`` as bytes-like parts (or ``pickle.PickleBuffer`` s)
+        whose concatenation is ``encode(obj)``.
+
+        The text envelope base64-encodes the parts where they lie, so a strategy
+        that can hand over large buffers uncopied (a pickler writing to a file
+        passes them to ``write`` as they are) overrides this.  Default:
+        ``[encode(obj)]``.
+        """
+        return [self.encode(obj)]
+
+    def decode_from(self, file: BinaryReader) -> Any:
+        """``decode`` of the body that ``file`` reads (``read``, ``readinto``,
+        ``readline``), for bodies of at least ``STREAM_TEXT`` base64 characters.
+
+        A strategy whose decoder reads files (``pickle.Unpickler``) overrides this
+        so large payloads are decoded straight into the objects that keep them.
+        Default: ``decode(file.read())``.
+        """
+        return self.decode(file.read())
+
     def serialize(self, data: Any) -> str:
-        return self.identifier + encode_base64(self.encode(data))
+        return encode_base64_parts(self.identifier, self.encode_parts(data))
 
     def deserialize(self, payload: str) -> Any:
-        return self.decode(decode_base64(self.chomp(payload)))
+        if len(payload) < STREAM_TEXT or type(self).decode_from is _DECODE_FROM:
+            return self.decode(decode_base64(self.chomp(payload)))
+        if not payload.startswith(self.identifier):
+            self.chomp(payload)  # raises, saying why
+        file = Base64Reader(payload, IDENTIFIER_LENGTH)
+        obj = self.decode_from(file)
+        file.finish()
+        return obj
 
     def to_frames(self, obj: Any) -> tuple[BufferLike, list[BufferLike]]:
         return self.encode(obj), []
@@ -287,6 +321,9 @@ class BytesStrategy(SerializationStrategy):
     def from_frames(self, body: bytes | memoryview, buffers: list[memoryview]) -> Any:
         _no_buffers(self, buffers)
         return self.decode(bytes(body))
+
+
+_DECODE_FROM = BytesStrategy.decode_from
 
 
 class TextStrategy(SerializationStrategy):

@@ -3,25 +3,13 @@
 A text payload is ``identifier + body`` where ``identifier`` is two characters and a
 newline.  Several payloads travel together as ``pack_buffers`` output: each payload
 prefixed with its length in characters and a newline, concatenated.  Binary bodies
-travel base64-encoded.  This module only frames; it never looks inside a body.
+travel base64-encoded (``freight.serialize.b64``).  This module only frames; it
+never looks inside a body.
 """
 
 from __future__ import annotations
 
-import binascii
-
-# pybase64 (SIMD base64, a C extension) runs 3-40x faster than binascii here on
-# 1-80 MB bodies; the text envelope's throughput is mostly base64.  Its fixed cost
-# per call is higher, though (a validated decode ~1 us whatever the size), so
-# short bodies go through binascii: below these sizes it was faster on the
-# development machine (decode: 300 ns against 1,050 ns for 24 characters; encode:
-# 290 ns against 410 ns for 16 bytes).
-import pybase64
-
 from freight.serialize.errors import DeserializationError
-
-_SHORT_TEXT = 128  # characters, to decode
-_SHORT_DATA = 48  # bytes, to encode
 
 #: Two identifying characters and a newline.
 IDENTIFIER_LENGTH = 3
@@ -73,31 +61,6 @@ def unpack_buffers(packed_buffer: str) -> list[str]:
         unpacked.append(packed_buffer[start : start + length])
         pos = start + length
     return unpacked
-
-
-def encode_base64(data: bytes | bytearray | memoryview) -> str:
-    """Base64 text of ``data`` on one line (the reference's decoder accepts it)."""
-    if len(data) < _SHORT_DATA:
-        return binascii.b2a_base64(data, newline=False).decode("ascii")
-    return pybase64.b64encode_as_string(data)
-
-
-def decode_base64(text: str) -> bytes:
-    """Bytes from base64 ``text``, tolerating the reference's 76-column line breaks.
-
-    Strict otherwise: a character outside the alphabet or bad padding raises
-    ``DeserializationError`` rather than being skipped into a corrupt body.
-    """
-    try:
-        if "\n" in text:  # the reference wraps its base64 at 76 columns
-            text = text.replace("\r\n", "").replace("\n", "")
-        if len(text) < _SHORT_TEXT and not len(text) % 4:
-            # (binascii's strict mode accepts a stray "=" after a whole quantum,
-            # which pybase64 refuses: such lengths go to pybase64.)
-            return binascii.a2b_base64(text, strict_mode=True)
-        return pybase64.b64decode(text, validate=True)
-    except (UnicodeEncodeError, binascii.Error, ValueError) as e:
-        raise DeserializationError(f"body is not valid base64: {e}") from e
 
 
 def describe_bad_header(payload: str) -> str:

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from hypothesis.strategies import DrawFn, SearchStrategy
 
 from freight.serialize import BytesStrategy, SerializationStrategy, binary
-from freight.serialize.text import decode_base64, encode_base64
+from freight.serialize.b64 import decode_base64, encode_base64
 from freight.testing.assertions import (
     Strategy,
     frame_message,

@@ -42,7 +42,7 @@ from freight.serialize import (
     pack_buffers,
     unpack_buffers,
 )
-from freight.serialize.text import decode_base64
+from freight.serialize.b64 import decode_base64
 
 # -- helpers --------------------------------------------------------------------------
 
