@@ -130,31 +130,26 @@ class Base64Reader:
     """
 
     def __init__(self, text: str, start: int = 0) -> None:
+        if text.find("\n", start) >= 0:
+            # Wrapped (the reference wraps at 76 columns): unwrapped once, here,
+            # so every step below is whole quanta of plain base64.  A step
+            # boundary could otherwise split a quantum or a CRLF.
+            text = text[start:].replace("\r\n", "").replace("\n", "")
+            start = 0
         self._text = text
         self._pos = start
         self._end = len(text)
-        self._wrapped = text.find("\n", start) >= 0
         self._buffer = b""  # decoded, not yet read from _offset on
         self._offset = 0
 
     def _step(self, chars: int) -> bytes:
-        """Decode the next ``chars`` characters (rounded to whole quanta)."""
+        """Decode the next ``chars`` characters, rounded up to whole quanta (at
+        least one quantum, so every step advances; fewer only at the end)."""
         text, pos, end = self._text, self._pos, self._end
-        stop = min(pos + chars, end)
-        chunk = text[pos:stop]
-        if self._wrapped and "\n" in chunk:
-            chunk = chunk.replace("\r\n", "").replace("\n", "")
-            extra = len(chunk) % 4
-            if extra and stop < end:
-                # Leave the last `extra` characters (and the breaks between
-                # them) to the next step: a step decodes whole quanta.
-                chunk = chunk[:-extra]
-                while extra:
-                    stop -= 1
-                    if text[stop] not in "\r\n":
-                        extra -= 1
+        stop = min(pos + max(4, (chars + 3) // 4 * 4), end)
         self._pos = stop
-        if chunk.endswith("=") and text[stop:end].strip("\r\n"):
+        chunk = text[pos:stop]
+        if stop < end and chunk.endswith("="):
             raise DeserializationError(
                 "body is not valid base64: padding before the end of the text"
             )

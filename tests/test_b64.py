@@ -116,6 +116,23 @@ def test_reader_reads_what_the_text_encodes(
     reader.finish()
 
 
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+@pytest.mark.parametrize("width", [1, 2, 3, 5, 76])
+def test_reader_reads_any_wrapping_a_byte_at_a_time(newline: str, width: int) -> None:
+    # One-byte reads make the smallest steps: each must still advance through
+    # the text, and no step may split a quantum or a CRLF.
+    data = bytes(range(256))
+    text = _wrapped(base64.b64encode(data).decode("ascii"), width, newline)
+    reader = Base64Reader("01\n" + text, 3)
+    one = bytearray(1)
+    got = bytearray()
+    while reader.readinto(one):
+        got += one
+        got += reader.read(1)
+    assert bytes(got) == data
+    reader.finish()
+
+
 def test_reader_lines_end_at_newline_bytes() -> None:
     reader = Base64Reader(encode_base64(b"I42\nI7\nlast"))
     assert [reader.readline(), reader.readline(), reader.readline()] == [
