@@ -24,6 +24,7 @@ import io
 import operator
 import pickle
 import sys
+import types
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -57,6 +58,7 @@ _RAW_STR = b"Rs"  # frame 0 is the str's UTF-8 (surrogates pass through)
 _RAW_MEMORYVIEW = b"Rm"  # optionally followed by b"<format>;<d0>,<d1>,..."
 
 _SCALARS = frozenset({int, float, bool, type(None), complex})
+_FunctionType = types.FunctionType
 
 #: Top-level ``bytes`` / ``bytearray`` of at least this many bytes skip pickle:
 #: their memory is the message's one buffer, with no copy on either side.  Below
@@ -116,7 +118,13 @@ def dumps_frames(obj: Any) -> tuple[bytes, list[BufferLike]]:
     cp = _modules.get(_CLOUDPICKLE)
     if cp is None or not cp._PICKLE_BY_VALUE_MODULES:
         try:
-            body = pickle.dumps(obj, PROTOCOL, buffer_callback=buffers.append)
+            if type(obj) is _FunctionType:
+                # Plain pickle sends a function by name or not at all, and a name
+                # holds no buffers (the buffer_callback keyword costs a function's
+                # pickle a sixth).
+                body = pickle.dumps(obj, PROTOCOL)
+            else:
+                body = pickle.dumps(obj, PROTOCOL, buffer_callback=buffers.append)
         except Exception:
             pass
         else:
@@ -146,8 +154,8 @@ class _PickleFamily(BytesStrategy):
     def decode_from(self, file: BinaryReader) -> Any:
         return pickle.load(file)
 
-    def to_frames(self, obj: Any) -> tuple[BufferLike, list[BufferLike]]:
-        return dumps_frames(obj)
+    # (No method of its own: a Python frame less per message.)
+    to_frames = staticmethod(dumps_frames)
 
     def from_frames(self, body: bytes | memoryview, buffers: list[memoryview]) -> Any:
         if buffers:

@@ -18,38 +18,52 @@ from __future__ import annotations
 
 import types
 import weakref
+from collections.abc import Callable
 from typing import Any
 
-_Key = tuple[int, str, str]
 _FunctionType = types.FunctionType
+#: What an entry holds: the function's weak reference, the three attributes it
+#: is checked against, and the payload.
+_Entry = tuple["weakref.ref[Any]", Any, Any, Any, Any]
 
 
-class FunctionCache:
-    """Serialized forms of functions, by (function identity, strategy, envelope)."""
+class CacheTable:
+    """The cached payloads of one strategy in one envelope, by function identity.
 
-    def __init__(self) -> None:
-        self._entries: dict[_Key, tuple[Any, ...]] = {}
-        # One weak reference per live function; its death drops the function's
-        # entries.  (A per-entry callback closure would cost more on every put.)
-        self._refs: dict[int, weakref.ref[Any]] = {}
+    ``get`` and ``put`` are the per-message calls: one dict access each, plus the
+    checks that make an entry valid (see the module docstring).
+    """
 
-    def get(self, fn: Any, identifier: str, envelope: str) -> Any:
+    __slots__ = ("_entries", "_forget", "_refs")
+
+    def __init__(
+        self,
+        refs: dict[int, weakref.ref[Any]],
+        forget: Callable[[weakref.ref[Any]], None],
+    ) -> None:
+        self._entries: dict[int, _Entry] = {}
+        # Shared by every table of one FunctionCache: the weak references, and
+        # the callback that drops a dead function's entries from all of them.
+        self._refs = refs
+        self._forget = forget
+
+    def get(self, fn: Any) -> Any:
         """The cached payload for ``fn``; ``None`` if there is none or it is stale."""
-        entry = self._entries.get((id(fn), identifier, envelope))
+        entry = self._entries.get(id(fn))
         if entry is None:
             return None
-        ref, code, defaults, kwdefaults, payload = entry
-        if ref() is not fn:
+        cached = entry[0]()
+        if cached is None or cached is not fn:  # a dead function's id, reused
             return None
         if (
-            fn.__code__ is code
-            and fn.__defaults__ is defaults
-            and fn.__kwdefaults__ is kwdefaults
+            cached.__code__ is entry[1]
+            and cached.__defaults__ is entry[2]
+            and cached.__kwdefaults__ is entry[3]
         ):
-            return payload
+            return entry[4]
         return None
 
-    def put(self, fn: Any, identifier: str, envelope: str, payload: Any) -> None:
+    def put(self, fn: Any, payload: Any) -> None:
         """Remember ``payload`` for ``fn`` if ``fn`` is a plain Python function."""
         if type(fn) is not _FunctionType:
             return
@@ -57,7 +71,7 @@ class FunctionCache:
         ref = self._refs.get(ident)
         if ref is None or ref() is not fn:
             ref = self._refs[ident] = weakref.ref(fn, self._forget)
-        self._entries[ident, identifier, envelope] = (
+        self._entries[ident] = (
             ref,
             fn.__code__,
             fn.__defaults__,
@@ -65,18 +79,53 @@ class FunctionCache:
             payload,
         )
 
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+class FunctionCache:
+    """Serialized forms of functions, one ``CacheTable`` per (strategy
+    identifier, envelope)."""
+
+    def __init__(self) -> None:
+        self._tables: dict[tuple[str, str], CacheTable] = {}
+        self._entry_dicts: list[dict[int, _Entry]] = []  # for a quick clear()
+        # One weak reference per live function, shared by the tables; its death
+        # drops the function's entries everywhere.  (A per-entry callback closure
+        # would cost more on every put.)
+        self._refs: dict[int, weakref.ref[Any]] = {}
+
+    def table(self, identifier: str, envelope: str) -> CacheTable:
+        """The table for payloads of strategy ``identifier`` in ``envelope``
+        (made on first use; the same object afterwards)."""
+        key = (identifier, envelope)
+        table = self._tables.get(key)
+        if table is None:
+            table = self._tables[key] = CacheTable(self._refs, self._forget)
+            self._entry_dicts.append(table._entries)
+        return table
+
+    def get(self, fn: Any, identifier: str, envelope: str) -> Any:
+        """``table(identifier, envelope).get(fn)``."""
+        return self.table(identifier, envelope).get(fn)
+
+    def put(self, fn: Any, identifier: str, envelope: str, payload: Any) -> None:
+        """``table(identifier, envelope).put(fn, payload)``."""
+        self.table(identifier, envelope).put(fn, payload)
+
     def _forget(self, ref: weakref.ref[Any]) -> None:
         """A cached function died: drop its entries (before its id is reused)."""
         for ident, known in list(self._refs.items()):
             if known is ref:
                 del self._refs[ident]
-                for key in [k for k in self._entries if k[0] == ident]:
-                    del self._entries[key]
+                for table in self._tables.values():
+                    table._entries.pop(ident, None)
 
     def clear(self) -> None:
         """Forget every payload.  (The weak references stay: they cost nothing,
         die with their functions, and spare the next ``put`` making them again.)"""
-        self._entries.clear()
+        for entries in self._entry_dicts:
+            entries.clear()
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return sum(len(table) for table in self._tables.values())

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from freight.serialize import binary, fastpath, text
 from freight.serialize.binary import BufferLike
-from freight.serialize.cache import FunctionCache
+from freight.serialize.cache import CacheTable, FunctionCache
 from freight.serialize.errors import (
     DeserializationError,
     SerdeError,
@@ -250,6 +250,15 @@ class ComputeSerializer:
         path around the data strategy."""
         self._admitted.clear()
         self._known.clear()
+        # The code strategy's cached payloads, one table per envelope.
+        self._text_cache: CacheTable | None = None
+        self._frames_cache: CacheTable | None = None
+        code = self._code_serializer
+        self._code_heads = self._heads.get(code) or self._head_for(code)
+        if self._cache is not None:
+            code_id = code.identifier
+            self._text_cache = self._cache.table(code_id, "text")
+            self._frames_cache = self._cache.table(code_id, "frames")
         strategy = self._data_serializer
         heads = self._heads.get(strategy) or self._head_for(strategy)
         self._fast: fastpath.FastPathLike = fastpath.FastPath(
@@ -317,29 +326,20 @@ class ComputeSerializer:
                 return strategy.serialize(data)
             except Exception as e:
                 raise _encode_failure(strategy, e) from e
-        payload: str = self._encode_code(data, "text", self._text)
-        return payload
-
-    def _encode_code(
-        self, fn: Any, envelope: str, make: Callable[[SerializationStrategy, Any], Any]
-    ) -> Any:
-        """``make(code_serializer, fn)``, through the function cache."""
-        strategy = self.code_serializer
-        cache = self._cache
-        if cache is None:
-            return make(strategy, fn)
-        made = cache.get(fn, strategy.identifier, envelope)
-        if made is None:
-            made = make(strategy, fn)
-            cache.put(fn, strategy.identifier, envelope, made)
-        return made
-
-    @staticmethod
-    def _text(strategy: SerializationStrategy, obj: Any) -> str:
+        # A function's payload is made once (freight.serialize.cache).
+        table = self._text_cache
+        if table is not None:
+            payload: str | None = table.get(data)
+            if payload is not None:
+                return payload
+        strategy = self._code_serializer
         try:
-            return strategy.serialize(obj)
+            payload = strategy.serialize(data)
         except Exception as e:
             raise _encode_failure(strategy, e) from e
+        if table is not None:
+            table.put(data, payload)
+        return payload
 
     def clear_cache(self) -> None:
         """Forget every cached function payload (see ``freight.serialize.cache``)."""
@@ -434,8 +434,25 @@ class ComputeSerializer:
         return self._fast.dumps(obj)
 
     def _code_frames(self, fn: Any) -> tuple[Any, ...]:
-        # One cached form per function in the binary envelope: its frames.
-        frames: tuple[Any, ...] = self._encode_code(fn, "frames", self._frames)
+        """The frames of a callable's message, made once per function (see
+        ``serialize``)."""
+        table = self._frames_cache
+        if table is not None:
+            frames: tuple[Any, ...] | None = table.get(fn)
+            if frames is not None:
+                return frames
+        strategy = self._code_serializer
+        try:
+            body, buffers = strategy.to_frames(fn)
+        except Exception as e:
+            raise _encode_failure(strategy, e) from e
+        if buffers or type(body) is not bytes:
+            frames = self._assemble(strategy, body, buffers)
+        else:  # as _assemble does, for the common case
+            heads = self._code_heads
+            frames = (heads.small.get(len(body)) or heads.header(len(body)), body)
+        if table is not None:
+            table.put(fn, frames)
         return frames
 
     def _data_frames(
@@ -452,13 +469,6 @@ class ComputeSerializer:
         messages).  Keep ``obj`` unchanged until the frames are sent.
         """
         return self._fast.dumps_frames(obj)
-
-    def _frames(self, strategy: SerializationStrategy, obj: Any) -> tuple[Any, ...]:
-        try:
-            body, buffers = strategy.to_frames(obj)
-        except Exception as e:
-            raise _encode_failure(strategy, e) from e
-        return self._assemble(strategy, body, buffers)
 
     def _assemble(
         self,
