@@ -354,14 +354,14 @@ class ComputeSerializer:
         malformed or unknown header, a disallowed strategy, or the strategy's own
         failure (its name in the message, its exception chained).
         """
-        if not isinstance(payload, str):
+        if type(payload) is not str and not isinstance(payload, str):
             hint = " (binary payloads go to loads())" if _is_buffer(payload) else ""
             raise DeserializationError(
                 f"expected a str payload, got {type(payload).__name__}{hint}"
             )
         header = payload[: text.IDENTIFIER_LENGTH]
         strategy = self._admitted.get(header) or self._admit(header, payload)
-        limits = self.limits
+        limits = self._limits
         if len(payload) > limits.max_size:
             limits.check_size(len(payload), "the text payload")
         try:

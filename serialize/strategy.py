@@ -306,10 +306,10 @@ class BytesStrategy(SerializationStrategy):
         return encode_base64_parts(self.identifier, self.encode_parts(data))
 
     def deserialize(self, payload: str) -> Any:
+        if type(payload) is not str or not payload.startswith(self.identifier):
+            self.chomp(payload)  # raises, saying why (or passes a str subclass)
         if len(payload) < STREAM_TEXT or type(self).decode_from is _DECODE_FROM:
-            return self.decode(decode_base64(self.chomp(payload)))
-        if not payload.startswith(self.identifier):
-            self.chomp(payload)  # raises, saying why
+            return self.decode(decode_base64(payload[IDENTIFIER_LENGTH:]))
         file = Base64Reader(payload, IDENTIFIER_LENGTH)
         obj = self.decode_from(file)
         file.finish()
