@@ -37,7 +37,7 @@ from freight.serialize import (
     hookimpl,
 )
 from freight.serialize.b64 import BinaryReader
-from freight.serialize.binary import BufferLike
+from freight.serialize.binary import BufferLike, utf8_buffer
 
 #: The pickle protocol of every payload made here (out-of-band buffers need 5).
 PROTOCOL = 5
@@ -365,7 +365,7 @@ def _top_level_frames(obj: Any, kind: type) -> tuple[bytes, list[Any]]:
         return _memoryview_frames(obj)
     if kind is str:
         if len(obj) >= RAW_STR_THRESHOLD:
-            return _RAW_STR, [obj.encode("utf-8", "surrogatepass")]
+            return _RAW_STR, [utf8_buffer(obj)]
         return pickle.dumps(obj, PROTOCOL), []
     if len(obj) >= RAW_BYTES_THRESHOLD:
         return (_RAW_BYTES if kind is bytes else _RAW_BYTEARRAY), [obj]

@@ -4,7 +4,8 @@
  * docstrings are the specification; tests run both.  It holds no state and makes
  * no decision of its own: it reads the tables its ComputeSerializer keeps
  * (learned headers, header caches, the data strategy's body encoders) and calls
- * back into the serializer for everything else.
+ * back into the serializer for everything else.  utf8_buffer is the twin of
+ * freight.serialize.binary.py_utf8_buffer, minus its copy of ASCII text.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -499,17 +500,87 @@ static PyTypeObject FastPathType = {
     .tp_methods = fast_methods,
 };
 
+/* -- utf8_buffer: a str's UTF-8 as a buffer --------------------------------------
+ *
+ * An ASCII str's characters are its UTF-8 encoding, one byte each, stored in the
+ * str object itself; StrBuffer exports that memory read-only (keeping the str
+ * alive), so a large str goes into a message's frames without being encoded
+ * into a copy first. */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *text; /* an exact, ASCII str */
+} StrBuffer;
+
+static int
+strbuffer_getbuffer(StrBuffer *self, Py_buffer *view, int flags)
+{
+    return PyBuffer_FillInfo(view, (PyObject *)self, PyUnicode_DATA(self->text),
+                             PyUnicode_GET_LENGTH(self->text), 1, flags);
+}
+
+static void
+strbuffer_dealloc(StrBuffer *self)
+{
+    Py_XDECREF(self->text);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyBufferProcs strbuffer_as_buffer = {
+    .bf_getbuffer = (getbufferproc)strbuffer_getbuffer,
+};
+
+static PyTypeObject StrBufferType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "freight.serialize._accel.StrBuffer",
+    .tp_basicsize = sizeof(StrBuffer),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "The read-only memory of an ASCII str (see utf8_buffer).",
+    .tp_dealloc = (destructor)strbuffer_dealloc,
+    .tp_as_buffer = &strbuffer_as_buffer,
+};
+
+static PyObject *
+utf8_buffer(PyObject *module, PyObject *text)
+{
+    if (!PyUnicode_Check(text)) {
+        PyErr_Format(PyExc_TypeError, "utf8_buffer() takes a str, got %.200s",
+                     Py_TYPE(text)->tp_name);
+        return NULL;
+    }
+    if (!PyUnicode_CheckExact(text) || !PyUnicode_IS_ASCII(text)) {
+        return PyUnicode_AsEncodedString(text, "utf-8", "surrogatepass");
+    }
+    StrBuffer *owner = PyObject_New(StrBuffer, &StrBufferType);
+    if (owner == NULL) {
+        return NULL;
+    }
+    Py_INCREF(text);
+    owner->text = text;
+    PyObject *view = PyMemoryView_FromObject((PyObject *)owner);
+    Py_DECREF(owner);
+    return view;
+}
+
+static PyMethodDef accel_functions[] = {
+    {"utf8_buffer", utf8_buffer, METH_O,
+     "As freight.serialize.binary.py_utf8_buffer, without the copy for an ASCII "
+     "str: a read-only memoryview of its own memory."},
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef accel_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "freight.serialize._accel",
     .m_doc = "C twin of freight.serialize.fastpath.",
     .m_size = -1,
+    .m_methods = accel_functions,
 };
 
 PyMODINIT_FUNC
 PyInit__accel(void)
 {
-    if (PyType_Ready(&FastPathType) < 0) {
+    if (PyType_Ready(&FastPathType) < 0 || PyType_Ready(&StrBufferType) < 0) {
         return NULL;
     }
     PyObject *empty = PyBytes_FromStringAndSize(NULL, 0);

@@ -1,6 +1,8 @@
 """Type stub of the C accelerator: its ``FastPath`` has the interface (and the
-behaviour) of ``freight.serialize.fastpath.PyFastPath``."""
+behaviour) of ``freight.serialize.fastpath.PyFastPath``; ``utf8_buffer`` that of
+``freight.serialize.binary.py_utf8_buffer`` (a memoryview for ASCII text)."""
 
+from freight.serialize.binary import py_utf8_buffer as utf8_buffer
 from freight.serialize.fastpath import PyFastPath as FastPath
 
-__all__ = ["FastPath"]
+__all__ = ["FastPath", "utf8_buffer"]

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import struct
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pickle import PickleBuffer
 from typing import TypeAlias, TypeGuard
 
+from freight.serialize.accel import ACCEL
 from freight.serialize.errors import DeserializationError
 from freight.serialize.limits import DEFAULT_LIMITS, Limits
 
@@ -54,6 +55,12 @@ BUNDLE_HEADER_SIZE = _BUNDLE.size  # 16
 #: a ``memoryview`` of the received memory, unless the received body frame already
 #: is a ``bytes`` object, which is handed over as it is.
 SMALL_BODY = 4096
+#: freight pads a message's metadata so that, in the blob form, its first
+#: out-of-band buffer starts at a multiple of this many bytes from the message's
+#: first byte: what any numpy dtype or C scalar needs, and what CPython's
+#: ASCII decoder needs for its fast path.  (Later buffers start wherever the one
+#: before ends.)
+BUFFER_ALIGNMENT = 16
 
 _PYTHON = (sys.version_info.major, sys.version_info.minor)
 
@@ -116,12 +123,38 @@ def message_header(
     buffers: Sequence[BufferLike],
     metadata: bytes = b"",
 ) -> bytes:
-    """The header frame for ``body``, ``buffers`` and ``metadata`` after ``prefix``."""
+    """The header frame for ``body``, ``buffers`` and ``metadata`` after ``prefix``.
+
+    With buffers, ``metadata`` is padded with spaces (JSON's whitespace) so that
+    in the blob form the first buffer starts ``BUFFER_ALIGNMENT``-aligned from the
+    message's first byte.
+    """
+    body_length = nbytes(body)
     if not buffers:
-        return prefix + _COUNTS.pack(0, nbytes(body), len(metadata)) + metadata
+        return prefix + _COUNTS.pack(0, body_length, len(metadata)) + metadata
     lengths = b"".join([_LENGTH.pack(nbytes(b)) for b in buffers])
-    counts = _COUNTS.pack(len(buffers), nbytes(body), len(metadata))
+    pad = -(MESSAGE_HEADER_SIZE + len(lengths) + len(metadata) + body_length)
+    metadata += b" " * (pad % BUFFER_ALIGNMENT)
+    counts = _COUNTS.pack(len(buffers), body_length, len(metadata))
     return prefix + counts + lengths + metadata
+
+
+def py_utf8_buffer(text: str) -> BufferLike:
+    """``text``'s UTF-8 encoding (lone surrogates pass through) as a buffer.
+
+    ``utf8_buffer`` is this function, or its C twin when the accelerator is built
+    (``freight.serialize.accel``), which returns an ASCII str's own memory as a
+    read-only ``memoryview`` instead of encoding it into a copy.  For a strategy
+    that hands a large str to the envelope as a buffer.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"utf8_buffer() takes a str, got {type(text).__name__}")
+    return text.encode("utf-8", "surrogatepass")
+
+
+utf8_buffer: Callable[[str], BufferLike] = (
+    py_utf8_buffer if ACCEL is None else ACCEL.utf8_buffer
+)
 
 
 def nbytes(buffer: BufferLike) -> int:

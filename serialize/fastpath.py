@@ -13,17 +13,17 @@ everything it does not do itself:
   as ``(head, small, decode, strategy)`` (the facade's ``_learn``).
 
 There are two implementations with the same behaviour: the C extension
-``freight.serialize._accel`` (built at install time when a C compiler is present)
-and ``PyFastPath`` below, which is its specification.  ``FastPath`` is the C one
-when it imported, unless the environment variable ``FREIGHT_PURE_PYTHON`` was set
-to a non-empty value at import time; ``ACCELERATED`` says which is in use.
+``freight.serialize._accel`` and ``PyFastPath`` below, which is its
+specification.  ``FastPath`` is the one ``freight.serialize.accel`` chose;
+``ACCELERATED`` says which.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any, Protocol
+
+from freight.serialize.accel import ACCEL, ACCELERATED
 
 __all__ = ["ACCELERATED", "FastPath", "FastPathLike", "PyFastPath"]
 
@@ -190,14 +190,4 @@ class PyFastPath:
         return self._loads_frames_slow(frames)
 
 
-def _choose() -> tuple[Callable[..., FastPathLike], bool]:
-    if os.environ.get("FREIGHT_PURE_PYTHON"):
-        return PyFastPath, False
-    try:
-        from freight.serialize import _accel
-    except ImportError:  # built without a compiler: the Python twin serves
-        return PyFastPath, False
-    return _accel.FastPath, True
-
-
-FastPath, ACCELERATED = _choose()
+FastPath: Callable[..., FastPathLike] = PyFastPath if ACCEL is None else ACCEL.FastPath

@@ -166,6 +166,27 @@ def test_large_top_level_blobs_skip_pickle() -> None:
     assert bytes(small[1])[:2] == b"\x80\x05" and len(small) == 2
 
 
+def test_a_large_ascii_str_is_its_own_frame() -> None:
+    text = "ascii text " * (pickle_strategies.RAW_STR_THRESHOLD // 10)
+    frames = PICKLE.dumps_frames(text)
+    assert bytes(frames[1]) == b"Rs"
+    assert bytes(frames[2]) == text.encode()
+    if binary.utf8_buffer is not binary.py_utf8_buffer:  # the C accelerator's
+        assert memoryview(frames[2]).obj.__class__.__name__ == "StrBuffer"
+    assert PICKLE.loads_frames(frames) == text
+    assert PICKLE.loads(PICKLE.dumps(text)) == text
+
+
+@pytest.mark.parametrize("text", ["\u00e9t\u00e9 \u2603 ", "lone \ud800 surrogate "])
+def test_a_large_non_ascii_str_round_trips(text: str) -> None:
+    value = text * (pickle_strategies.RAW_STR_THRESHOLD // len(text) + 1)
+    frames = PICKLE.dumps_frames(value)
+    assert bytes(frames[1]) == b"Rs"
+    assert bytes(frames[2]) == value.encode("utf-8", "surrogatepass")
+    assert PICKLE.loads_frames(frames) == value
+    assert PICKLE.loads(PICKLE.dumps(value)) == value
+
+
 def test_top_level_bytes_frame_is_returned_uncopied() -> None:
     data = bytes(range(256)) * (pickle_strategies.RAW_BYTES_THRESHOLD // 256)
     assert PICKLE.loads_frames(PICKLE.dumps_frames(data)) is data
@@ -231,6 +252,22 @@ def test_array_from_a_bytes_blob_is_a_read_only_view_of_it() -> None:
     out = PICKLE.loads(blob)
     np.testing.assert_array_equal(out, array)
     assert not out.flags.writeable
+    assert np.shares_memory(out, np.frombuffer(blob, dtype=np.uint8))
+
+
+@pytest.mark.parametrize("extra", range(17))
+def test_an_array_from_a_blob_is_aligned_whatever_else_the_message_holds(
+    extra: int,
+) -> None:
+    # The body's length varies with the data around the array; freight pads the
+    # metadata so that the array's buffer starts 16-aligned (BINARY_FORMAT.md 9).
+    value = ["x" * extra, np.arange(1000, dtype=np.complex128)]
+    frames = PICKLE.dumps_frames(value)
+    assert (len(frames[0]) + len(frames[1])) % binary.BUFFER_ALIGNMENT == 0
+    blob = PICKLE.dumps(value)
+    out = PICKLE.loads(blob)[1]
+    assert out.flags.aligned and out.ctypes.data % binary.BUFFER_ALIGNMENT == 0
+    np.testing.assert_array_equal(out, value[1])
     assert np.shares_memory(out, np.frombuffer(blob, dtype=np.uint8))
 
 

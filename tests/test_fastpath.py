@@ -22,6 +22,8 @@ from typing import Any, ClassVar
 
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
+from memory import traced
 
 from freight.plugins import dill_strategies, json_strategies
 from freight.serialize import (
@@ -31,6 +33,7 @@ from freight.serialize import (
     DeserializationError,
     SerializationError,
     StrategyRegistry,
+    binary,
     facade,
     fastpath,
     hookimpl,
@@ -396,6 +399,67 @@ def test_the_c_fast_path_holds_no_stray_references():
     before = counts()
     exercise()
     assert counts() == before
+
+
+# -- utf8_buffer -------------------------------------------------------------------
+
+UTF8_BUFFERS = [binary.py_utf8_buffer] + ([_accel.utf8_buffer] if _accel else [])
+utf8_buffers = pytest.mark.parametrize(
+    "utf8_buffer", UTF8_BUFFERS, ids=["python", "c"][: len(UTF8_BUFFERS)]
+)
+
+
+class Text(str):
+    pass
+
+
+@utf8_buffers
+@given(text=st.text() | st.sampled_from(["", "\ud800", "a\udfffb", "\u00e9" * 9]))
+def test_utf8_buffer_holds_the_utf8_encoding(utf8_buffer: Any, text: str) -> None:
+    expected = text.encode("utf-8", "surrogatepass")
+    assert bytes(utf8_buffer(text)) == expected
+    assert bytes(utf8_buffer(Text(text))) == expected
+
+
+@utf8_buffers
+def test_utf8_buffer_takes_only_a_str(utf8_buffer: Any) -> None:
+    with pytest.raises(TypeError, match="takes a str"):
+        utf8_buffer(b"bytes")
+
+
+@needs_c
+def test_the_c_utf8_buffer_is_an_ascii_strs_own_memory() -> None:
+    text = "".join(["ascii ", "text " * 20_000])  # made here: no other reference
+    with traced() as memory:
+        view = _accel.utf8_buffer(text)
+    assert memory.peak < 1000  # nothing the size of the text was allocated
+    assert type(view) is memoryview and view.readonly
+    assert (view.format, view.nbytes) == ("B", len(text))
+    del text  # the view keeps the str alive
+    assert bytes(view[:11]) == b"ascii text "
+    # Not ASCII (or a subclass): encoded, a bytes object of its own.
+    assert type(_accel.utf8_buffer("\u00e9")) is bytes
+    assert type(_accel.utf8_buffer(Text("abc"))) is bytes
+
+
+@needs_c
+def test_the_c_utf8_buffer_leaks_no_references() -> None:
+    text = "y" * 1000
+    other = "\u00e9" * 10
+
+    def exercise() -> None:
+        for _ in range(100):
+            with memoryview(_accel.utf8_buffer(text)) as view:
+                bytes(view)
+            _accel.utf8_buffer(other)
+            with pytest.raises(TypeError):
+                _accel.utf8_buffer(5)
+
+    exercise()
+    before = [sys.getrefcount(text), sys.getrefcount(other)]
+    exercise()
+    gc.collect()
+    assert [sys.getrefcount(text), sys.getrefcount(other)] == before
 
 
 # -- which implementation is used ----------------------------------------------------
