@@ -46,9 +46,6 @@ _LENGTH = struct.Struct("<Q")
 _BUNDLE = struct.Struct("<4sB3xI4x")
 
 MESSAGE_HEADER_SIZE = _PREFIX.size + _COUNTS.size  # 32
-#: Bytes 12-31 of a message header with the reserved word included: N, B, M, 0
-#: (for callers that assemble headers of their own, such as cached ones).
-COUNTS_AND_RESERVED = struct.Struct("<IQII")
 BUNDLE_HEADER_SIZE = _BUNDLE.size  # 16
 #: Bodies of at most this many bytes reach a strategy's ``from_frames`` as ``bytes``
 #: (copying so few bytes costs less than making a view of them); larger bodies as
@@ -131,12 +128,18 @@ def message_header(
     """
     body_length = nbytes(body)
     if not buffers:
-        return prefix + _COUNTS.pack(0, body_length, len(metadata)) + metadata
+        return buffer_free_header(prefix, body_length, metadata)
     lengths = b"".join([_LENGTH.pack(nbytes(b)) for b in buffers])
     pad = -(MESSAGE_HEADER_SIZE + len(lengths) + len(metadata) + body_length)
     metadata += b" " * (pad % BUFFER_ALIGNMENT)
     counts = _COUNTS.pack(len(buffers), body_length, len(metadata))
     return prefix + counts + lengths + metadata
+
+
+def buffer_free_header(prefix: bytes, body_length: int, metadata: bytes = b"") -> bytes:
+    """The header frame of a message with no buffers and a ``body_length``-byte
+    body (``message_header`` without the buffers, for callers that cache it)."""
+    return prefix + _COUNTS.pack(0, body_length, len(metadata)) + metadata
 
 
 def py_utf8_buffer(text: str) -> BufferLike:

@@ -550,12 +550,13 @@ class ComputeSerializer:
         if end > self.limits.max_size:
             return
         decode = self._body_decoder(strategy)
-        head = header.prefix + _COUNTS(0, header.body_length, header.metadata_length, 0)
         known = self._known
         if len(known) >= _MAX_KNOWN_HEADERS:
             known.clear()
         known[end] = _Known(
-            head + bytes(message.metadata),
+            binary.buffer_free_header(
+                header.prefix, header.body_length, bytes(message.metadata)
+            ),
             header.body_length <= _SMALL_BODY,
             decode,
             strategy,
@@ -798,7 +799,7 @@ class _Headers:
     def header(self, size: int) -> bytes:
         """The header of a message with a ``size``-byte body and no buffers; made
         here when ``small`` does not hold it (callers look there first)."""
-        header = self.prefix + _COUNTS(0, size, len(self.meta), 0) + self.meta
+        header = binary.buffer_free_header(self.prefix, size, self.meta)
         if size < self._SMALL:
             self.small[size] = header
         return header
@@ -810,7 +811,6 @@ class VersionMismatchWarning(UserWarning):
 
 
 _PYTHON = sys.version_info[:2]
-_COUNTS = binary.COUNTS_AND_RESERVED.pack
 _SMALL_BODY = binary.SMALL_BODY
 #: How many headers the decode fast paths remember (see ``_learn``).
 _MAX_KNOWN_HEADERS = 4096
