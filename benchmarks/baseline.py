@@ -4,11 +4,15 @@ The baseline keeps, per payload and contender, the encode, decode and encode+dec
 medians and the strategy identifiers used, plus import times.  ``compare`` flags a
 freight row (and the ``import freight.serialize`` time) as a regression when its
 encode+decode median is more than ``tolerance`` times the baseline's, both in
-absolute terms and relative to the peers on the same payload (the median of their
-now/baseline factors: the peers' code did not change, so their drift is the
-machine's, e.g. other load on it).  Peer rows are shown but never flagged.
+absolute terms and relative to the peers on the same payload: the median of their
+now/baseline factors (the peers' code did not change, so their drift is the
+machine's, e.g. other load on it), taken over the peers whose baseline time is
+within ``SAME_SCALE`` of the row's (a zero-copy row of microseconds drifts with
+the other zero-copy peer, not with the memory-bound ones of milliseconds), or over
+all the payload's peers if none is.  Peer rows are shown but never flagged.
 Saving merges into an existing baseline, so ``--only X --save-baseline`` refreshes
-only payload X.
+only payload X; each payload records the machine (and date) and the mode of the
+run that measured it.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from model import RunResult
 
 #: Slower than the baseline by more than this factor is a regression.
 DEFAULT_TOLERANCE = 1.25
+#: Peers whose baseline time is within this factor of a row's set its drift.
+SAME_SCALE = 10.0
 
 
 def _snapshot(run: RunResult) -> dict[str, Any]:
@@ -50,12 +56,22 @@ def save(run: RunResult, path: Path) -> None:
     data: dict[str, Any] = {"payloads": {}, "imports": {}}
     if path.exists():
         data = json.loads(path.read_text())
-    data["schema"] = 1
-    data["machine"] = run.machine
-    data["mode"] = run.settings["mode"]
-    data["strategies"] = run.strategies
+    taken = {
+        "machine": run.machine,
+        "mode": run.settings["mode"],
+        "strategies": run.strategies,
+    }
+    # Schema 2: where and how each payload was measured is recorded with it (a
+    # run with --only leaves the other payloads' records as they were).
+    for stale in ("machine", "mode", "strategies"):
+        data.pop(stale, None)
+    data["schema"] = 2
+    data.setdefault("taken", {})
     data["payloads"].update(snap["payloads"])
+    data["taken"].update(dict.fromkeys(snap["payloads"], taken))
     data["imports"].update(snap["imports"])
+    if snap["imports"]:
+        data["taken"]["imports"] = taken
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
@@ -120,24 +136,37 @@ def _changes(run: RunResult, base: dict[str, Any]) -> dict[str, list[_Change]]:
     return out
 
 
+def _drift(row: _Change, peers: list[_Change]) -> float:
+    """The machine's drift for ``row``: the median now/baseline factor of the
+    peers on the same time scale (all peers if none is; 1 if there are none)."""
+    near = [
+        p.factor
+        for p in peers
+        if row.then_ns / SAME_SCALE <= p.then_ns <= row.then_ns * SAME_SCALE
+    ]
+    factors = near or [p.factor for p in peers]
+    return statistics.median(factors) if factors else 1.0
+
+
 def compare(run: RunResult, path: Path, tolerance: float) -> Comparison:
     """Compare ``run`` with the baseline at ``path`` (see the module docstring)."""
     import units
 
     base = json.loads(path.read_text())
     result = Comparison()
-    if base.get("mode") != run.settings["mode"]:
+    taken = base.get("taken", {})
+    modes = {taken.get(p.key, {}).get("mode", base.get("mode")) for p in run.payloads}
+    for mode in sorted(modes - {run.settings["mode"]}, key=str):
         result.notes.append(
-            f"the baseline was taken in {base.get('mode')} mode, this run in"
+            f"some of the baseline was taken in {mode} mode, this run in"
             f" {run.settings['mode']} mode: expect noise"
         )
     all_drift: list[float] = []
     for payload, changes in _changes(run, base).items():
-        peers = [c.factor for c in changes if c.family != "freight"]
-        drift = statistics.median(peers) if peers else 1.0
-        all_drift += peers
+        peers = [c for c in changes if c.family != "freight"]
+        all_drift += [c.factor for c in peers]
         for c in changes:
-            relative = c.factor / drift
+            relative = c.factor / _drift(c, peers)
             flag = ""
             if c.family == "freight" and min(c.factor, relative) > tolerance:
                 flag = "**REGRESSION**"

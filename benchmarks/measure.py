@@ -61,10 +61,6 @@ class Timing:
     samples_ns: tuple[float, ...]
     loops: int
 
-    @property
-    def repeats(self) -> int:
-        return len(self.samples_ns)
-
 
 def _sample(fn: Callable[[Any], Any], arg: Any, loops: int) -> int:
     """Nanoseconds for ``loops`` calls of ``fn(arg)``, with the GC off."""
