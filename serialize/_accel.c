@@ -31,7 +31,8 @@ typedef struct {
 } FastPath;
 
 /* With an Exception set: replace it by failed(strategy, exc), raised from exc
- * (as `raise failed(strategy, e) from e` inside `except Exception as e`).
+ * (as `raise failed(strategy, e) from e` inside `except Exception as e`); if
+ * failed returns exc itself, exc propagates unchanged (a bare `raise`).
  * Anything else (KeyboardInterrupt, ...) propagates as it is. */
 static void
 raise_from(PyObject *failed, PyObject *strategy)
@@ -46,6 +47,11 @@ raise_from(PyObject *failed, PyObject *strategy)
         PyException_SetTraceback(value, traceback);
     }
     PyObject *error = PyObject_CallFunctionObjArgs(failed, strategy, value, NULL);
+    if (error == value) {
+        Py_DECREF(error);
+        PyErr_Restore(type, value, traceback); /* steals all three */
+        return;
+    }
     if (error != NULL) {
         if (PyExceptionInstance_Check(error)) {
             Py_INCREF(value);

@@ -369,7 +369,10 @@ class ComputeSerializer:
                 return strategy.deserialize(payload)
             return run_within(limits, strategy.deserialize, payload)
         except Exception as e:
-            raise _decode_failure(strategy, e) from e
+            error = _decode_failure(strategy, e)
+            if error is e:  # already says which strategy failed: as it is
+                raise
+            raise error from e
 
     def _admit(self, identifier: str, payload: str = "") -> SerializationStrategy:
         """The strategy that decodes ``identifier``, once the allowlist and the
@@ -610,7 +613,10 @@ class ComputeSerializer:
                 return strategy.from_frames(body, buffers)
             return run_within(limits, strategy.from_frames, body, buffers)
         except Exception as e:
-            raise _decode_failure(strategy, e) from e
+            error = _decode_failure(strategy, e)
+            if error is e:  # already says which strategy failed: as it is
+                raise
+            raise error from e
 
     def _decoder_for(self, message: binary.Message) -> SerializationStrategy:
         """The admitted decoder of ``message``'s identifier; warns (every time) if
@@ -881,8 +887,9 @@ def _encode_failure(
 def _decode_failure(
     strategy: SerializationStrategy, error: Exception
 ) -> DeserializationError:
-    """A ``DeserializationError`` for ``strategy``'s failure, naming the strategy
-    unless ``error`` already is one that does."""
+    """A ``DeserializationError`` for ``strategy``'s failure, naming the strategy;
+    ``error`` itself if it already is one that does (callers then re-raise it as
+    it is, rather than from itself)."""
     name = type(strategy).__name__
     if isinstance(error, DeserializationError) and name in error.reason:
         return error

@@ -48,7 +48,7 @@ class PyFastPath:
     through the function cache); ``loads_slow(data)`` and
     ``loads_frames_slow(frames)`` decode what the fast paths do not;
     ``encode_failed`` / ``decode_failed(strategy, exc)`` make the exception to
-    raise from a strategy's ``exc``.
+    raise from a strategy's ``exc`` (``exc`` itself: it propagates unchanged).
     """
 
     __slots__ = (
@@ -171,7 +171,10 @@ class PyFastPath:
                     try:
                         return decode(body)
                     except Exception as e:
-                        raise self._decode_failed(strategy, e) from e
+                        error = self._decode_failed(strategy, e)
+                        if error is e:
+                            raise
+                        raise error from e
         return self._loads_slow(data)
 
     def loads_frames(self, frames: Any) -> Any:
@@ -186,7 +189,10 @@ class PyFastPath:
                     try:
                         return known[2](body)
                     except Exception as e:
-                        raise self._decode_failed(known[3], e) from e
+                        error = self._decode_failed(known[3], e)
+                        if error is e:
+                            raise
+                        raise error from e
         return self._loads_frames_slow(frames)
 
 

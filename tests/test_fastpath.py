@@ -69,6 +69,8 @@ class Repr(BytesStrategy):
             raise ValueError("cannot read boom")
         if data == b"'interrupt'":
             raise KeyboardInterrupt
+        if data == b"'refuse'":  # an error that already names the strategy
+            raise DeserializationError("Repr refuses this payload")
         return eval(data)
 
     def to_frames(self, obj: Any) -> Any:
@@ -279,6 +281,26 @@ def test_a_decode_failure_on_a_learned_header_frame_is_wrapped(each_fast_path):
     assert isinstance(info.value.__cause__, ValueError)
 
 
+@pytest.mark.parametrize("envelope", ["blob", "frames"])
+@pytest.mark.parametrize("learned", [True, False], ids=["learned", "slow"])
+def test_a_decode_error_that_names_the_strategy_propagates_as_it_is(
+    each_fast_path, envelope, learned
+):
+    s = make()
+    dumps, loads = {
+        "blob": (s.dumps, s.loads),
+        "frames": (s.dumps_frames, s.loads_frames),
+    }[envelope]
+    if learned:
+        assert loads(dumps("fine--")) == "fine--"  # the same length: learned
+    with pytest.raises(DeserializationError, match="Repr refuses") as info:
+        loads(dumps("refuse"))
+    assert len(s._known) == int(learned)
+    # Not wrapped again, and not made its own cause.
+    assert info.value.__cause__ is None
+    assert info.value.__context__ is None
+
+
 def test_a_decode_interrupt_on_a_learned_header_is_not_wrapped(each_fast_path):
     s = make()
     good, stop = s.dumps("fine-----"), s.dumps("interrupt")
@@ -396,6 +418,29 @@ def test_the_c_fast_path_holds_no_stray_references():
         return [sys.getrefcount(o) for o in watched]
 
     exercise()  # warm up caches the first round fills
+    before = counts()
+    exercise()
+    assert counts() == before
+
+
+@needs_c
+def test_the_c_fast_path_leaks_nothing_passing_an_error_on_as_it_is(monkeypatch):
+    monkeypatch.setattr(fastpath, "FastPath", _accel.FastPath)
+    s = make()
+    fine, refuse = s.dumps("fine--"), s.dumps("refuse")
+    s.loads(fine)  # learned: "refuse" fails on the fast path
+    watched = [fine, refuse, s.data_serializer, s._known[len(fine)]]
+
+    def exercise() -> None:
+        for _ in range(200):
+            with pytest.raises(DeserializationError, match="Repr refuses"):
+                s.loads(refuse)
+
+    def counts() -> list[int]:
+        gc.collect()
+        return [sys.getrefcount(o) for o in watched]
+
+    exercise()
     before = counts()
     exercise()
     assert counts() == before

@@ -87,6 +87,7 @@ def test_a_payload_naming_a_disallowed_callable_is_refused_before_it_runs(
         with pytest.raises(DeserializationError, match=r"allowed globals") as info:
             decode(data)  # type: ignore[operator]
         assert ".system" in str(info.value)
+        assert info.value.__cause__ is not info.value  # raised as it is
     assert calls == []
 
 
