@@ -4,7 +4,7 @@ The example package ``examples/freight-zstd`` is installed separately (its own
 ``pyproject.toml`` and entry point); these tests prove freight discovers it through
 the entry point, uses it by identifier and name in both envelopes, and that it
 passes the kit.  Then the kit is pointed at strategies broken in one way each, and
-must fail exactly the check that covers that way.
+must fail exactly the check that covers that way (or the one parametrization of it).
 """
 
 from __future__ import annotations
@@ -157,6 +157,9 @@ OPTIONS = dict(
 )
 """
 
+#: Each case: the source of a strategy broken in one way, and the checks that must
+#: fail, and nothing else.  A check named bare may fail in any parametrization; one
+#: named with its ids (``test_deterministic[across-processes]``) in exactly that one.
 BROKEN = {
     "a correct strategy": (
         """
@@ -270,17 +273,151 @@ BROKEN = {
         """,
         {"test_deterministic"},
     ),
+    "a checksum made with the salted built-in hash()": (
+        """
+        class SaltedChecksum(GoodJSON):
+            properties = GoodJSON.properties | Property.DETERMINISTIC
+
+            def encode(self, obj):
+                body = super().encode(obj)
+                # hash() of bytes is salted per process: stable here, not elsewhere.
+                return b"%d:%s" % (hash(body), body)
+
+            def decode(self, data):
+                checksum, _, body = data.partition(b":")
+                if checksum != b"%d" % hash(body):
+                    raise DeserializationError("SaltedChecksum: checksum mismatch")
+                return super().decode(body)
+
+        TestSalted = strategy_conformance(
+            SaltedChecksum, values=json_values(), **OPTIONS
+        )
+        """,
+        {"test_deterministic[across-processes]"},
+    ),
+    # The identifier half of the same check is "an identifier another plugin owns".
+    "a name a built-in strategy owns": (
+        """
+        class NamedJSON(GoodJSON):
+            name = "json"
+
+        TestNamed = strategy_conformance(NamedJSON, values=json_values(), **OPTIONS)
+        """,
+        {"test_identifier_and_name_are_unique"},
+    ),
+    "a strategy not declared under an entry point": (
+        """
+        # GoodJSON is not installed; the other cases say so with registered=False.
+        TestUnregistered = strategy_conformance(
+            GoodJSON, values=json_values(), **dict(OPTIONS, registered=True)
+        )
+        """,
+        {"test_is_registered_through_an_entry_point"},
+    ),
+    "a decode-only strategy that claims determinism": (
+        """
+        class Retired(GoodJSON):
+            decode_only = True
+            properties = GoodJSON.properties | Property.DETERMINISTIC
+
+        TestRetired = strategy_conformance(Retired, values=json_values(), **OPTIONS)
+        """,
+        {"test_declarations_are_well_formed"},
+    ),
+    "a zero-copy claim whose decoder copies the frame": (
+        """
+        import numpy as np
+
+        class CopiesFrames(GoodJSON):
+            properties = GoodJSON.properties | Property.ZERO_COPY
+
+            def to_frames(self, obj):
+                if isinstance(obj, np.ndarray):
+                    header = {"dtype": obj.dtype.str, "shape": obj.shape}
+                    return json.dumps(header).encode(), [np.ascontiguousarray(obj)]
+                return super().to_frames(obj)
+
+            def from_frames(self, body, buffers):
+                if not buffers:
+                    return super().from_frames(body, buffers)
+                header = self.decode(bytes(body))
+                try:
+                    # bytes() copies the received frame: no view of it any more.
+                    flat = np.frombuffer(bytes(buffers[0]), dtype=header["dtype"])
+                    return flat.reshape(header["shape"])
+                except (TypeError, ValueError, KeyError) as e:
+                    raise DeserializationError(f"CopiesFrames: {e}") from e
+
+        TestCopies = strategy_conformance(CopiesFrames, values=json_values(), **OPTIONS)
+        """,
+        {"test_zero_copy"},
+    ),
+    # A code strategy: test_roundtrip calls the decoded copy and the original with
+    # the same arguments, in every envelope.
+    "a decoded callable that drops its return value": (
+        """
+        import functools
+        import pickle
+
+        import cloudpickle
+
+        class LogsCalls(BytesStrategy):
+            identifier = "Q3\\n"
+            for_code = True
+            name = "kit-logs-calls"
+
+            def encode(self, fn):
+                return cloudpickle.dumps(fn)
+
+            def decode(self, data):
+                fn = pickle.loads(data)
+
+                @functools.wraps(fn)
+                def logged(*args, **kwargs):
+                    fn(*args, **kwargs)  # the result is lost
+
+                return logged
+
+        # A flipped byte can make pickle allocate gigabytes (its nature, see the
+        # damages option): only the damage that cannot forge opcodes.
+        TestLogs = strategy_conformance(
+            LogsCalls,
+            **dict(OPTIONS, damages=("truncated", "extended", "oversized")),
+        )
+        """,
+        {"test_roundtrip[text]", "test_roundtrip[blob]", "test_roundtrip[frames]"},
+    ),
 }
 
 
 def failed_checks(pytester: pytest.Pytester, source: str) -> set[str]:
-    """Run the kit on ``source`` (appended to ``GOOD``); the names of the checks
-    that failed, without their parameters."""
+    """Run the kit on ``source`` (appended to ``GOOD``); the checks that failed, each
+    with its parameter ids (``test_deterministic[across-processes]``)."""
     pytester.makepyfile(test_strategy=GOOD + textwrap.dedent(source))
     recorder = pytester.inline_run(*KIT_ARGS)
     passed, _skipped, failed = recorder.listoutcomes()
     assert passed, "the kit generated no passing check at all"
-    return {r.nodeid.split("::")[-1].split("[")[0] for r in failed}
+    return {r.nodeid.split("::")[-1] for r in failed}
+
+
+def as_stated(failed: set[str], expected: set[str]) -> set[str]:
+    """``failed`` as precisely as ``expected`` states it: a check named there without
+    ids stands for any of its parametrizations, one named with ids for that one."""
+    bare = {name for name in expected if "[" not in name}
+    assert not any(name.split("[")[0] in bare for name in expected - bare), (
+        f"a check is stated both with and without ids: {sorted(expected)}"
+    )
+    return {check if (check := name.split("[")[0]) in bare else name for name in failed}
+
+
+def test_failed_checks_are_compared_as_precisely_as_stated() -> None:
+    failed = {"test_roundtrip[text]", "test_deterministic[across-processes]"}
+    assert as_stated(failed, {"test_roundtrip", "test_deterministic"}) == {
+        "test_roundtrip",
+        "test_deterministic",
+    }
+    # Pinned ids keep a failing parametrization the case did not name visible.
+    assert as_stated(failed, {"test_deterministic[in-process]"}) == failed
 
 
 @pytest.mark.parametrize("case", list(BROKEN))
@@ -288,7 +425,7 @@ def test_the_kit_fails_exactly_the_check_for_each_fault(
     pytester: pytest.Pytester, case: str
 ) -> None:
     source, expected = BROKEN[case]
-    assert failed_checks(pytester, source) == expected
+    assert as_stated(failed_checks(pytester, source), expected) == expected
 
 
 def test_a_declaration_is_collected_under_a_lowercase_name(
