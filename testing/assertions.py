@@ -571,6 +571,14 @@ def _check_payload_shape(
             ) from e
 
 
+def _found_by_name(fn: Any) -> bool:
+    """Whether ``fn``'s module and qualified name lead to ``fn`` in this process."""
+    obj: Any = sys.modules.get(getattr(fn, "__module__", None) or "")
+    for part in str(getattr(fn, "__qualname__", "")).split("."):
+        obj = getattr(obj, part, None)
+    return obj is fn
+
+
 def _check_callable_copy(
     original: Any,
     copy_: Any,
@@ -580,6 +588,13 @@ def _check_callable_copy(
 ) -> None:
     if not callable(copy_):
         raise AssertionError(f"{where} turned {original!r} into {short_repr(copy_)}")
+    if copy_ is original and not _found_by_name(original):
+        # Pickling by reference may give back the very object, but only for one
+        # the receiver can import by name; anything else must be rebuilt.
+        raise AssertionError(
+            f"{where} gave back the very object {original!r}, which cannot be"
+            " imported by name: the payload did not carry it"
+        )
     if args is None and kwargs is None:
         return
     call_args, call_kwargs = tuple(args or ()), dict(kwargs or {})

@@ -387,6 +387,34 @@ BROKEN = {
         """,
         {"test_roundtrip[text]", "test_roundtrip[blob]", "test_roundtrip[frames]"},
     ),
+    # Sends only the function's id and looks it up again: everything "works" in
+    # the sending process, nothing would anywhere else.
+    "a code strategy that sends no code": (
+        """
+        import ctypes
+
+        class SendsAnId(BytesStrategy):
+            identifier = "Q4\\n"
+            for_code = True
+            name = "kit-sends-an-id"
+
+            def encode(self, fn):
+                return str(id(fn)).encode()
+
+            def decode(self, data):
+                try:
+                    return ctypes.cast(int(data), ctypes.py_object).value
+                except ValueError as e:
+                    raise DeserializationError(f"SendsAnId: {e}") from e
+
+        # A damaged body that still reads as a number would point ctypes at any
+        # address: only megabytes of junk, which never parse as one.
+        TestId = strategy_conformance(
+            SendsAnId, **dict(OPTIONS, damages=("oversized",))
+        )
+        """,
+        {"test_roundtrip[text]", "test_roundtrip[blob]", "test_roundtrip[frames]"},
+    ),
 }
 
 
