@@ -16,6 +16,7 @@ import dataclasses
 import datetime as dt
 import decimal
 import enum
+import functools
 import math
 import os
 import pickle
@@ -25,6 +26,7 @@ import sys
 import tempfile
 import threading
 import tracemalloc
+import types
 import unittest
 import warnings
 import weakref
@@ -339,12 +341,45 @@ def _difference(a: Any, e: Any, path: str, seen: set[tuple[int, int]]) -> str | 
             if found:
                 return found
         return None
+    if isinstance(e, _NAMED):
+        found = _named_difference(a, e, path)
+        if found or a is e:
+            return found
+    elif isinstance(e, functools.partial):
+        found = _difference(
+            (a.func, a.args, a.keywords), (e.func, e.args, e.keywords), path, seen
+        )
+        if found:
+            return found
     if hasattr(e, "__dict__") and _default_eq(type(e)):
         return _difference(vars(a), vars(e), f"{path}.__dict__", seen)
     try:
         same = bool(a == e)
     except Exception as exc:  # an __eq__ that cannot answer
         return f"{path}: cannot compare {short_repr(a)} with {short_repr(e)}: {exc!r}"
+    return None if same else _mismatch(path, a, e)
+
+
+#: Objects that are what their name says: the same value is the same object
+#: where the name leads to one, else an object of that name (and code).
+_NAMED = (types.FunctionType, types.BuiltinFunctionType, type, types.ModuleType)
+
+
+def _named_difference(a: Any, e: Any, path: str) -> str | None:
+    """A function, builtin, class or module the receiver finds by name must come
+    back as that very object; one it cannot (by value) as one of the same
+    qualified name and, for a function, the same bytecode."""
+    if isinstance(e, types.ModuleType):
+        by_name = sys.modules.get(e.__name__) is e
+    else:
+        by_name = _found_by_name(e)
+    if by_name:
+        return None if a is e else f"{path}: expected {e!r} itself, got {a!r}"
+    same = getattr(a, "__qualname__", None) == getattr(e, "__qualname__", None)
+    code = getattr(e, "__code__", None)
+    if code is not None:
+        other = getattr(a, "__code__", None)
+        same = same and other is not None and other.co_code == code.co_code
     return None if same else _mismatch(path, a, e)
 
 

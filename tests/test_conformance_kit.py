@@ -575,6 +575,43 @@ def test_same_value_is_type_strict(actual: Any, expected: Any) -> None:
         assert_same_value(actual, expected)
 
 
+def _by_value_twin(source: str) -> Any:
+    from freight.testing import define_by_value
+
+    return define_by_value(source, "twin")
+
+
+@pytest.mark.parametrize(
+    ("actual", "expected"),
+    [
+        ([math.floor], [math.ceil]),  # builtins found by name: the very object
+        ([textwrap.dedent], [textwrap.indent]),  # Python functions
+        ([np.float32], [np.float64]),  # classes
+        ([math], [pickle]),  # modules
+        (
+            __import__("functools").partial(pickle.dumps, protocol=4),
+            __import__("functools").partial(pickle.dumps, protocol=5),
+        ),
+        (
+            _by_value_twin("def twin(x):\n    return x + 1\n"),
+            _by_value_twin("def twin(x):\n    return x - 1\n"),
+        ),
+    ],
+    ids=["builtin", "function", "class", "module", "partial", "by-value"],
+)
+def test_same_value_tells_named_objects_apart(actual: Any, expected: Any) -> None:
+    with pytest.raises(AssertionError):
+        assert_same_value(actual, expected)
+
+
+def test_same_value_accepts_a_by_value_function_rebuilt() -> None:
+    import cloudpickle
+
+    twin = _by_value_twin("def twin(x):\n    return x + 1\n")
+    assert_same_value(pickle.loads(cloudpickle.dumps(twin)), twin)
+    assert_same_value([pickle.loads(pickle.dumps(pickle.dumps))], [pickle.dumps])
+
+
 @pytest.mark.parametrize(
     "value",
     [
