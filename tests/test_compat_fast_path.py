@@ -28,7 +28,7 @@ import pytest
 import samples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from samples import same
+from samples import assert_exactly_same
 
 import freight.serialize as F
 from freight.plugins import dill_strategies
@@ -91,8 +91,8 @@ def test_plain_data_is_plain_pickle_and_the_reference_reads_it(value: Any) -> No
     payload = FREIGHT.serialize(value)
     assert payload.startswith("00\n")
     assert not made_by_dill(payload)
-    assert same(REFERENCE.deserialize(payload), value)
-    assert same(FREIGHT.deserialize(payload), value)
+    assert_exactly_same(REFERENCE.deserialize(payload), value)
+    assert_exactly_same(FREIGHT.deserialize(payload), value)
 
 
 def test_numpy_arrays_are_plain_pickle_and_the_reference_reads_them() -> None:
@@ -172,7 +172,7 @@ def test_main_objects_go_through_dill(main_things: tuple[type, Any]) -> None:
 
 @pytest.mark.parametrize("value", PLAIN_DATA)
 def test_reference_data_payloads_decode_in_freight(value: Any) -> None:
-    assert same(FREIGHT.deserialize(REFERENCE.serialize(value)), value)
+    assert_exactly_same(FREIGHT.deserialize(REFERENCE.serialize(value)), value)
 
 
 def test_reference_array_payloads_decode_in_freight() -> None:
@@ -207,8 +207,8 @@ def test_property_data_payloads_cross_both_ways(value: Any) -> None:
     # made_by_dill() looks for dill's name in the body, which plain data may hold.
     if "dill" not in repr(value):
         assert not made_by_dill(payload)
-    assert same(REFERENCE.deserialize(payload), value)
-    assert same(FREIGHT.deserialize(REFERENCE.serialize(value)), value)
+    assert_exactly_same(REFERENCE.deserialize(payload), value)
+    assert_exactly_same(FREIGHT.deserialize(REFERENCE.serialize(value)), value)
 
 
 def test_nan_crosses() -> None:

@@ -27,7 +27,7 @@ import pytest
 import samples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from samples import same
+from samples import assert_exactly_same
 
 from freight.plugins import msgpack_strategies, pickle_strategies
 from freight.plugins.msgpack_strategies import BLOB_EXT, MsgpackData
@@ -510,7 +510,7 @@ def msgpack_normal(value: Any) -> Any:
 @SETTINGS
 @given(value=msgpack_values, envelope=st.sampled_from(sorted(ENVELOPES)))
 def test_msgpack_round_trips_its_domain(value: Any, envelope: str) -> None:
-    assert same(round_trip(MSGPACK, value, envelope), msgpack_normal(value))
+    assert_exactly_same(round_trip(MSGPACK, value, envelope), msgpack_normal(value))
 
 
 @envelopes

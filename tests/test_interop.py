@@ -45,7 +45,7 @@ from globus_compute_sdk.serialize import concretes as ref_concretes
 from globus_compute_sdk.serialize import utils as ref_utils
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from samples import same
+from samples import assert_exactly_same, exactly_same
 
 import freight.serialize as F
 
@@ -133,7 +133,7 @@ def json_encodable(value: Any) -> bool:
 
 def json_exact(value: Any) -> bool:
     """Whether a JSON round trip gives ``value`` back unchanged, types included."""
-    return json_encodable(value) and same(json_normal(value), value)
+    return json_encodable(value) and exactly_same(json_normal(value), value)
 
 
 def members(payload: str) -> list[str]:
@@ -242,8 +242,8 @@ def test_data_reference_payload_decodes_in_freight(
     payload = ref_serializer(data=strategy).serialize(value)
     assert payload[:3] == IDENTIFIERS[strategy]
     expected = expected_data(strategy, value, jsonable, made_by="ref")
-    assert same(REF_DECODER.deserialize(payload), expected)
-    assert same(FREIGHT_DECODER.deserialize(payload), expected)
+    assert_exactly_same(REF_DECODER.deserialize(payload), expected)
+    assert_exactly_same(FREIGHT_DECODER.deserialize(payload), expected)
 
 
 @pytest.mark.parametrize(("strategy", "value", "jsonable"), SUPPORTED_DATA)
@@ -254,8 +254,8 @@ def test_data_freight_payload_decodes_in_reference(
     assert isinstance(payload, str)
     assert payload[:3] == IDENTIFIERS[strategy]
     expected = expected_data(strategy, value, jsonable, made_by="freight")
-    assert same(REF_DECODER.deserialize(payload), expected)
-    assert same(FREIGHT_DECODER.deserialize(payload), expected)
+    assert_exactly_same(REF_DECODER.deserialize(payload), expected)
+    assert_exactly_same(FREIGHT_DECODER.deserialize(payload), expected)
 
 
 @pytest.mark.parametrize(("strategy", "value", "jsonable"), SUPPORTED_DATA)
@@ -292,9 +292,9 @@ def test_all_data_strategies_lossy_only_when_the_reference_encodes(value: Any) -
     assert members(ref_payload) == ["11\n", "00\n"]
     assert members(fr_payload) == ["00\n"]
     for decoder in (REF_DECODER, FREIGHT_DECODER):
-        assert same(decoder.deserialize(ref_payload), json_normal(value))
-        assert not same(decoder.deserialize(ref_payload), value)
-        assert same(decoder.deserialize(fr_payload), value)
+        assert_exactly_same(decoder.deserialize(ref_payload), json_normal(value))
+        assert not exactly_same(decoder.deserialize(ref_payload), value)
+        assert_exactly_same(decoder.deserialize(fr_payload), value)
 
 
 @pytest.mark.parametrize(
@@ -415,7 +415,7 @@ def test_code_reference_payload_decodes_and_runs_in_freight(
     assert payload[:3] == IDENTIFIERS[strategy]
     decoded = FREIGHT_DECODER.deserialize(payload)
     assert callable(decoded)
-    assert same(decoded(*s.args, **s.kwargs), s.expected())
+    assert_exactly_same(decoded(*s.args, **s.kwargs), s.expected())
 
 
 @pytest.mark.parametrize(("strategy", "sample"), code_cases("freight", supported=True))
@@ -429,7 +429,7 @@ def test_code_freight_payload_decodes_and_runs_in_both(
     for decoder in (REF_DECODER, FREIGHT_DECODER):
         decoded = decoder.deserialize(payload)
         assert callable(decoded)
-        assert same(decoded(*s.args, **s.kwargs), s.expected())
+        assert_exactly_same(decoded(*s.args, **s.kwargs), s.expected())
 
 
 @pytest.mark.parametrize(("strategy", "sample"), code_cases("freight", supported=True))
@@ -465,7 +465,7 @@ def attempt(encoder: Any, decoder: Any, s: Sample) -> Outcome:
         result = decoded(*s.args, **s.kwargs)
     except Exception as e:
         return Outcome("call", e)
-    return Outcome("ok" if same(result, s.expected()) else "wrong result")
+    return Outcome("ok" if exactly_same(result, s.expected()) else "wrong result")
 
 
 @pytest.mark.parametrize(("strategy", "sample"), code_cases("ref", supported=False))
@@ -517,7 +517,7 @@ def test_combo_closure_works_from_freight_and_fails_from_the_reference(
     assert code_members(strategy, fr_payload) == ["01\n"]
     assert code_members(strategy, ref_payload) == COMBO_MEMBERS[strategy]
     for decoder in (REF_DECODER, FREIGHT_DECODER):
-        assert same(decoder.deserialize(fr_payload)(*s.args), s.expected())
+        assert_exactly_same(decoder.deserialize(fr_payload)(*s.args), s.expected())
         broken = decoder.deserialize(ref_payload)
         with pytest.raises(NameError):
             broken(*s.args)
@@ -540,7 +540,7 @@ def test_combined_code_dill_part_carries_the_function_in_both(
     assert variation == (1 if encoder_side == "freight" and sample in CLOSURES else 2)
     for decoder in (ref_class("CombinedCode")(), freight_class("CombinedCode")()):
         fn = decoder.deserialize(payload, variation=variation)
-        assert same(fn(*s.args, **s.kwargs), s.expected())
+        assert_exactly_same(fn(*s.args, **s.kwargs), s.expected())
 
 
 @pytest.mark.parametrize("sample", ["closure", "decorated", "by-value"])
@@ -557,7 +557,7 @@ def test_all_code_strategies_dill_part_carries_the_function_in_both(
     assert len(parts) == 1
     for decoder in (REF_DECODER, FREIGHT_DECODER):
         fn = decoder.deserialize(parts[0])
-        assert same(fn(*s.args, **s.kwargs), s.expected())
+        assert_exactly_same(fn(*s.args, **s.kwargs), s.expected())
 
 
 @pytest.mark.parametrize("sample", ["plain", "defaults", "keyword-only", "by-value"])
@@ -573,7 +573,7 @@ def test_freight_decodes_every_part_of_a_reference_combined_code_payload(
     assert [ident for ident, _ in parts] == ["04\n", "01\n", "03\n", "sd\n", "st\n"]
     for variation in range(1, len(parts) + 1):
         fn = decoder.deserialize(payload, variation=variation)
-        assert same(fn(*s.args, **s.kwargs), s.expected()), variation
+        assert exactly_same(fn(*s.args, **s.kwargs), s.expected()), variation
 
 
 # -- PickleCode (02): decode-only ----------------------------------------------------
@@ -630,11 +630,11 @@ BIG_PARTIAL = functools.partial(samples.add, 10**300)
 BASE64_PAYLOADS: dict[str, tuple[Callable[[], str], Callable[[Any], bool]]] = {
     "DillDataBase64": (
         lambda: ref_serializer(data="DillDataBase64").serialize(LONG_DATA),
-        lambda v: same(v, LONG_DATA),
+        lambda v: exactly_same(v, LONG_DATA),
     ),
     "DillCode": (
         lambda: ref_serializer(code="DillCode").serialize(by_value_fn),
-        lambda f: same(f(1), by_value_fn(1)),
+        lambda f: exactly_same(f(1), by_value_fn(1)),
     ),
     "PickleCode": (
         lambda: "02\n" + codecs.encode(pickle.dumps(BIG_PARTIAL), "base64").decode(),
@@ -642,11 +642,11 @@ BASE64_PAYLOADS: dict[str, tuple[Callable[[], str], Callable[[Any], bool]]] = {
     ),
     "DillCodeTextInspect": (
         lambda: ref_serializer(code="DillCodeTextInspect").serialize(by_value_fn),
-        lambda f: same(f(1), by_value_fn(1)),
+        lambda f: exactly_same(f(1), by_value_fn(1)),
     ),
     "DillCodeSource": (
         lambda: ref_serializer(code="DillCodeSource").serialize(by_value_fn),
-        lambda f: same(f(1), by_value_fn(1)),
+        lambda f: exactly_same(f(1), by_value_fn(1)),
     ),
 }
 
@@ -750,7 +750,7 @@ def pack_message(serializer: Any, s: Sample) -> str:
 def check_message(decoded: list[Any], s: Sample) -> None:
     assert len(decoded) == 3
     fn, args, kwargs = decoded
-    assert same(fn(*args, **kwargs), s.expected())
+    assert_exactly_same(fn(*args, **kwargs), s.expected())
 
 
 @pytest.mark.parametrize(("code", "data", "sample"), message_cases("ref"))
@@ -815,8 +815,8 @@ def roundtrip_both_ways(strategy: str, value: Any, expected: Any) -> None:
     ref_payload = REF_DATA[strategy].serialize(value)
     fr_payload = FREIGHT_DATA[strategy].serialize(value)
     assert ref_payload[:3] == fr_payload[:3] == IDENTIFIERS[strategy]
-    assert same(FREIGHT_DECODER.deserialize(ref_payload), expected)
-    assert same(REF_DECODER.deserialize(fr_payload), expected)
+    assert_exactly_same(FREIGHT_DECODER.deserialize(ref_payload), expected)
+    assert_exactly_same(REF_DECODER.deserialize(fr_payload), expected)
 
 
 @PROPERTY_SETTINGS
@@ -843,14 +843,14 @@ def test_property_picklable_values_cross_decode(strategy: str, value: Any) -> No
         assert members(ref_payload) == data_members(value, made_by="ref")
         assert members(fr_payload) == data_members(value, made_by="freight")
     # freight's payload comes back exactly, whichever side decodes it.
-    assert same(REF_DECODER.deserialize(fr_payload), value)
-    assert same(FREIGHT_DECODER.deserialize(fr_payload), value)
+    assert_exactly_same(REF_DECODER.deserialize(fr_payload), value)
+    assert_exactly_same(FREIGHT_DECODER.deserialize(fr_payload), value)
     # Whatever the reference makes of its own payload -- lossy where its
     # AllDataStrategies carries JSON -- is what freight must make of it.
     expected = REF_DECODER.deserialize(ref_payload)
     lossy = strategy == "AllDataStrategies" and json_encodable(value)
-    assert same(expected, json_normal(value) if lossy else value)
-    assert same(FREIGHT_DECODER.deserialize(ref_payload), expected)
+    assert_exactly_same(expected, json_normal(value) if lossy else value)
+    assert_exactly_same(FREIGHT_DECODER.deserialize(ref_payload), expected)
 
 
 @PROPERTY_SETTINGS
@@ -864,7 +864,11 @@ def test_property_pack_buffers_identical_and_cross_unpack(buffers: list[str]) ->
 
 
 def test_same_helper_distinguishes_what_equality_hides() -> None:
-    assert same(-0.0, -0.0) and not same(-0.0, 0.0)
-    assert same(math.nan, float("nan"))
-    assert not same((1, 2), [1, 2]) and not same(1, True) and not same(1, 1.0)
-    assert not same({"a": 1, "b": 2}, {"b": 2, "a": 1})
+    assert exactly_same(-0.0, -0.0) and not exactly_same(-0.0, 0.0)
+    assert exactly_same(math.nan, float("nan"))
+    assert not exactly_same((1, 2), [1, 2])
+    assert not exactly_same(1, True) and not exactly_same(1, 1.0)
+    assert not exactly_same({"a": 1, "b": 2}, {"b": 2, "a": 1})
+    # Objects that compare by identity: a different function is not the same.
+    add_1, add_2 = functools.partial(samples.add, 1), functools.partial(samples.add, 2)
+    assert not exactly_same([add_1], [add_2]) and exactly_same([add_1], [add_1])

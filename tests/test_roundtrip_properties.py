@@ -2,10 +2,11 @@
 
 Each registered data strategy must give back an equal value for everything in its
 domain, and each code strategy must give back a callable that computes the same
-results as the original, for random arguments.  Domains and supported callables are
-declared per registered strategy name below; a strategy registered without a
-declaration fails the "is declared" tests, so a new plugin cannot slip past
-unexercised.
+results as the original, for random arguments, in each of the facade's envelopes:
+the text payload, the binary blob and the binary frame list.  Domains and supported
+callables are declared per registered strategy name below; a strategy registered
+without a declaration fails the "is declared" tests, so a new plugin cannot slip
+past unexercised.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import decimal
+import inspect
 import pickle
 import string
 from collections.abc import Callable, Iterator
@@ -26,11 +28,12 @@ from hypothesis import strategies as st
 from freight.serialize import (
     ComputeSerializer,
     RegisteredStrategy,
+    binary,
     default_registry,
     pack_buffers,
     unpack_buffers,
 )
-from freight.testing import assert_same_value
+from freight.testing import ENVELOPES, assert_same_value
 from freight.testing import values as kit_values
 
 # -- what is registered ---------------------------------------------------------------
@@ -65,6 +68,54 @@ def data_serializer(rec: RegisteredStrategy) -> ComputeSerializer:
 def code_serializer(rec: RegisteredStrategy) -> ComputeSerializer:
     with selecting(rec):
         return ComputeSerializer(strategy_code=rec.cls)
+
+
+# -- envelopes ------------------------------------------------------------------------
+
+#: Every round trip runs once per envelope: text, blob and frames.
+each_envelope = pytest.mark.parametrize("envelope", ENVELOPES)
+
+
+def encode(serializer: ComputeSerializer, envelope: str, value: Any) -> Any:
+    """``value``'s payload in ``envelope``: a str, a bytes blob or a frame list."""
+    if envelope == "text":
+        return serializer.serialize(value)
+    if envelope == "blob":
+        return serializer.dumps(value)
+    return serializer.dumps_frames(value)
+
+
+def assert_names_strategy(rec: RegisteredStrategy, envelope: str, payload: Any) -> None:
+    """The text payload starts with the identifier; a binary header names it."""
+    if envelope == "text":
+        assert isinstance(payload, str)
+        assert payload.startswith(rec.identifier)
+    elif envelope == "blob":
+        assert binary.parse_blob(payload).identifier == rec.identifier
+    else:
+        assert binary.parse_message(payload).identifier == rec.identifier
+
+
+def decode(serializer: ComputeSerializer, envelope: str, payload: Any) -> Any:
+    """The value ``payload`` represents.  Frames are copied to ``bytes`` first, as
+    a transport would, so nothing decoded can alias the sender's buffers."""
+    if envelope == "text":
+        return serializer.deserialize(payload)
+    if envelope == "blob":
+        return serializer.loads(bytes(payload))
+    return serializer.loads_frames([bytes(frame) for frame in payload])
+
+
+def round_trips(
+    rec: RegisteredStrategy, serializer: ComputeSerializer, envelope: str, value: Any
+) -> list[Any]:
+    """What ``value`` comes back as through ``envelope``, its payload checked.  A
+    binary payload is decoded twice: the second time the serializer has seen its
+    header (and may take the learned-header path)."""
+    payload = encode(serializer, envelope, value)
+    assert_names_strategy(rec, envelope, payload)
+    times = 1 if envelope == "text" else 2
+    return [decode(serializer, envelope, payload) for _ in range(times)]
 
 
 # -- data domains ---------------------------------------------------------------------
@@ -121,32 +172,31 @@ def test_the_built_in_data_strategies_are_all_registered() -> None:
     assert {"json", "dill-data", "all-data"} <= {r.name for r in DATA_RECORDS}
 
 
+@each_envelope
 @pytest.mark.parametrize("rec", JSON_VALUE_RECORDS, ids=record_id)
 @DATA_SETTINGS
 @given(value=json_values)
 def test_every_general_data_strategy_round_trips_json_values(
-    rec: RegisteredStrategy, value: Any
+    rec: RegisteredStrategy, envelope: str, value: Any
 ) -> None:
     serializer = data_serializer(rec)
-    payload = serializer.serialize(value)
-    assert payload.startswith(rec.identifier)
-    assert_same_value(serializer.deserialize(payload), value)
+    for decoded in round_trips(rec, serializer, envelope, value):
+        assert_same_value(decoded, value)
 
 
+@each_envelope
 @pytest.mark.parametrize("rec", MSGPACK_DOMAIN_RECORDS, ids=record_id)
 @DATA_SETTINGS
 @given(value=msgpack_values)
 def test_msgpack_data_strategies_round_trip_msgpack_values(
-    rec: RegisteredStrategy, value: Any
+    rec: RegisteredStrategy, envelope: str, value: Any
 ) -> None:
     serializer = data_serializer(rec)
-    for encode, decode in [
-        (serializer.serialize, serializer.deserialize),
-        (serializer.dumps, serializer.loads),
-    ]:
-        assert_same_value(decode(encode(value)), value)  # type: ignore[operator]
+    for decoded in round_trips(rec, serializer, envelope, value):
+        assert_same_value(decoded, value)
 
 
+@each_envelope
 @pytest.mark.parametrize("rec", PICKLE_DOMAIN_RECORDS, ids=record_id)
 @DATA_SETTINGS
 @given(value=picklable_values)
@@ -154,14 +204,13 @@ def test_msgpack_data_strategies_round_trip_msgpack_values(
 @example(value={1: "one"})
 @example(value=[("nested", b"bytes"), {frozenset({1}): decimal.Decimal("1.5")}])
 def test_dill_based_data_strategies_round_trip_picklable_values(
-    rec: RegisteredStrategy, value: Any
+    rec: RegisteredStrategy, envelope: str, value: Any
 ) -> None:
     serializer = data_serializer(rec)
-    payload = serializer.serialize(value)
-    assert payload.startswith(rec.identifier)
-    # Types all the way down: equality alone accepts a set for a frozenset and
-    # bytes for a bytearray.
-    assert_same_value(serializer.deserialize(payload), value)
+    for decoded in round_trips(rec, serializer, envelope, value):
+        # Types all the way down: equality alone accepts a set for a frozenset and
+        # bytes for a bytearray.
+        assert_same_value(decoded, value)
 
 
 # -- callables ------------------------------------------------------------------------
@@ -309,19 +358,18 @@ def test_the_sample_table_names_only_known_samples() -> None:
     }
 
 
+@each_envelope
 @pytest.mark.parametrize(("rec", "kind"), CODE_CASES)
 @CODE_SETTINGS
 @given(data=st.data())
 def test_code_strategy_round_trips_supported_callables(
-    rec: RegisteredStrategy, kind: str, data: st.DataObject
+    rec: RegisteredStrategy, kind: str, envelope: str, data: st.DataObject
 ) -> None:
     fn, args, kwargs = data.draw(SAMPLE_CALLS[kind], label="call")
     serializer = code_serializer(rec)
-    payload = serializer.serialize(fn)
-    assert payload.startswith(rec.identifier)
-    roundtripped = serializer.deserialize(payload)
-    assert callable(roundtripped)
-    assert roundtripped(*args, **kwargs) == fn(*args, **kwargs)
+    for roundtripped in round_trips(rec, serializer, envelope, fn):
+        assert callable(roundtripped)
+        assert roundtripped(*args, **kwargs) == fn(*args, **kwargs)
 
 
 @pytest.mark.parametrize(
@@ -351,6 +399,18 @@ def test_decode_only_code_strategies_still_decode_old_payloads(
     payload = rec.identifier + base64.b64encode(encode(fn)).decode("ascii")
     roundtripped = ComputeSerializer().deserialize(payload)
     assert roundtripped(*args, **kwargs) == fn(*args, **kwargs)
+
+
+def test_by_value_sources_defining_the_same_name_keep_their_own_source() -> None:
+    # linecache holds each source under its own file name, so inspect (and every
+    # source strategy) reads back the text that defined the function.
+    first_source = "def twin(x):\n    return x + 1\n"
+    second_source = "def twin(x):\n    return x - 1\n"
+    first = samples.by_value(first_source, "twin")
+    second = samples.by_value(second_source, "twin")
+    assert inspect.getsource(first) == first_source
+    assert inspect.getsource(second) == second_source
+    assert (first(1), second(1)) == (2, 0)
 
 
 # -- framing --------------------------------------------------------------------------
