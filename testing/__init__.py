@@ -35,7 +35,9 @@ if TYPE_CHECKING:
         payload_of,
         serializer_for,
     )
-    from freight.testing.callables import (
+    from freight.testing.conformance import StrategyConformance, strategy_conformance
+    from freight.testing.malformed import DAMAGE, damaged_payloads
+    from freight.testing.sample_callables import (
         CallableCase,
         callables,
         closures,
@@ -44,8 +46,6 @@ if TYPE_CHECKING:
         functions,
         lambdas,
     )
-    from freight.testing.conformance import StrategyConformance, strategy_conformance
-    from freight.testing.malformed import DAMAGE, damaged_payloads
     from freight.testing.values import (
         json_values,
         large_buffers,
@@ -63,13 +63,13 @@ _EXPORTS = {
     "assert_same_value": "assertions",
     "payload_of": "assertions",
     "serializer_for": "assertions",
-    "CallableCase": "callables",
-    "callables": "callables",
-    "closures": "callables",
-    "decorated_functions": "callables",
-    "define_by_value": "callables",
-    "functions": "callables",
-    "lambdas": "callables",
+    "CallableCase": "sample_callables",
+    "callables": "sample_callables",
+    "closures": "sample_callables",
+    "decorated_functions": "sample_callables",
+    "define_by_value": "sample_callables",
+    "functions": "sample_callables",
+    "lambdas": "sample_callables",
     "StrategyConformance": "conformance",
     "strategy_conformance": "conformance",
     "DAMAGE": "malformed",

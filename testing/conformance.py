@@ -69,8 +69,8 @@ from freight.testing.assertions import (
     short_repr,
     transported,
 )
-from freight.testing.callables import CallableCase, callables
 from freight.testing.malformed import DAMAGE, Damaged, damaged_payloads
+from freight.testing.sample_callables import CallableCase, callables
 
 #: Examples per hypothesis property when nothing says otherwise.
 DEFAULT_EXAMPLES = 25
@@ -115,7 +115,7 @@ class StrategyConformance:
     strategy: ClassVar[Strategy | None] = None
     #: A data strategy's domain: the values it promises to give back unchanged.
     values: ClassVar[SearchStrategy[Any] | None] = None
-    #: A code strategy's domain (``freight.testing.callables`` strategies);
+    #: A code strategy's domain (``freight.testing.callables()`` strategies);
     #: default: every shape, importable and by value.
     callables: ClassVar[SearchStrategy[CallableCase] | None] = None
     #: The envelopes the round-trip and malformed-input checks use.

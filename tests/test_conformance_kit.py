@@ -575,6 +575,19 @@ def test_same_value_is_type_strict(actual: Any, expected: Any) -> None:
         assert_same_value(actual, expected)
 
 
+def test_the_kit_exports_stay_what_they_are_after_its_modules_load() -> None:
+    # The module defining them is imported by now (the conformance module is);
+    # an export must not be shadowed by a submodule of the same name.
+    import freight.testing as kit
+
+    for name in kit.__all__:
+        value = getattr(kit, name)
+        assert not isinstance(value, type(kit)), f"freight.testing.{name} is a module"
+    from freight.testing import callables
+
+    assert callable(callables) and callables.__name__ == "callables"
+
+
 def _by_value_twin(source: str) -> Any:
     from freight.testing import define_by_value
 

@@ -42,7 +42,7 @@ from freight.serialize import (
 )
 from freight.testing import assert_same_value, strategy_conformance
 from freight.testing import values as kit_values
-from freight.testing.callables import callables as kit_callables
+from freight.testing.sample_callables import callables as kit_callables
 
 PICKLE = ComputeSerializer(strategy_code="cloudpickle", strategy_data="pickle")
 MSGPACK = ComputeSerializer(strategy_data="msgpack")
