@@ -79,6 +79,14 @@ class CacheTable:
             payload,
         )
 
+    def drop(self, ident: int) -> None:
+        """Forget the entry of the function whose ``id`` is ``ident``, if any."""
+        self._entries.pop(ident, None)
+
+    def clear(self) -> None:
+        """Forget every entry."""
+        self._entries.clear()
+
     def __len__(self) -> int:
         return len(self._entries)
 
@@ -89,7 +97,6 @@ class FunctionCache:
 
     def __init__(self) -> None:
         self._tables: dict[tuple[str, str], CacheTable] = {}
-        self._entry_dicts: list[dict[int, _Entry]] = []  # for a quick clear()
         # One weak reference per live function, shared by the tables; its death
         # drops the function's entries everywhere.  (A per-entry callback closure
         # would cost more on every put.)
@@ -102,16 +109,7 @@ class FunctionCache:
         table = self._tables.get(key)
         if table is None:
             table = self._tables[key] = CacheTable(self._refs, self._forget)
-            self._entry_dicts.append(table._entries)
         return table
-
-    def get(self, fn: Any, identifier: str, envelope: str) -> Any:
-        """``table(identifier, envelope).get(fn)``."""
-        return self.table(identifier, envelope).get(fn)
-
-    def put(self, fn: Any, identifier: str, envelope: str, payload: Any) -> None:
-        """``table(identifier, envelope).put(fn, payload)``."""
-        self.table(identifier, envelope).put(fn, payload)
 
     def _forget(self, ref: weakref.ref[Any]) -> None:
         """A cached function died: drop its entries (before its id is reused)."""
@@ -119,13 +117,13 @@ class FunctionCache:
             if known is ref:
                 del self._refs[ident]
                 for table in self._tables.values():
-                    table._entries.pop(ident, None)
+                    table.drop(ident)
 
     def clear(self) -> None:
         """Forget every payload.  (The weak references stay: they cost nothing,
         die with their functions, and spare the next ``put`` making them again.)"""
-        for entries in self._entry_dicts:
-            entries.clear()
+        for table in self._tables.values():
+            table.clear()
 
     def __len__(self) -> int:
         return sum(len(table) for table in self._tables.values())

@@ -253,10 +253,8 @@ class ComputeSerializer:
         # The code strategy's cached payloads, one table per envelope.
         self._text_cache: CacheTable | None = None
         self._frames_cache: CacheTable | None = None
-        code = self._code_serializer
-        self._code_heads = self._heads.get(code) or self._head_for(code)
         if self._cache is not None:
-            code_id = code.identifier
+            code_id = self._code_serializer.identifier
             self._text_cache = self._cache.table(code_id, "text")
             self._frames_cache = self._cache.table(code_id, "frames")
         strategy = self._data_serializer
@@ -354,7 +352,7 @@ class ComputeSerializer:
         malformed or unknown header, a disallowed strategy, or the strategy's own
         failure (its name in the message, its exception chained).
         """
-        if type(payload) is not str and not isinstance(payload, str):
+        if not isinstance(payload, str):
             hint = " (binary payloads go to loads())" if _is_buffer(payload) else ""
             raise DeserializationError(
                 f"expected a str payload, got {type(payload).__name__}{hint}"
@@ -449,11 +447,7 @@ class ComputeSerializer:
             body, buffers = strategy.to_frames(fn)
         except Exception as e:
             raise _encode_failure(strategy, e) from e
-        if buffers or type(body) is not bytes:
-            frames = self._assemble(strategy, body, buffers)
-        else:  # as _assemble does, for the common case
-            heads = self._code_heads
-            frames = (heads.small.get(len(body)) or heads.header(len(body)), body)
+        frames = self._assemble(strategy, body, buffers)
         if table is not None:
             table.put(fn, frames)
         return frames
