@@ -9,6 +9,8 @@ underlying cause, when there is one, is chained as ``__cause__``.
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 
 class SerdeError(Exception):
     """Base class for serialization and deserialization failures.
@@ -36,3 +38,12 @@ class DeserializationError(SerdeError):
 
     def __repr__(self) -> str:
         return f"DeserializationError({self.reason!r})"
+
+
+def raise_from(error: BaseException, cause: BaseException) -> NoReturn:
+    """``raise error from cause``, for use inside ``except ... as cause``; if
+    ``error`` is ``cause`` itself (a failure that already says enough), it
+    propagates unchanged rather than as its own cause."""
+    if error is cause:
+        raise cause
+    raise error from cause

@@ -26,6 +26,7 @@ from freight.serialize.errors import (
     DeserializationError,
     SerdeError,
     SerializationError,
+    raise_from,
 )
 from freight.serialize.limits import DEFAULT_LIMITS, Limits, run_within
 from freight.serialize.policy import Policy
@@ -367,10 +368,7 @@ class ComputeSerializer:
                 return strategy.deserialize(payload)
             return run_within(limits, strategy.deserialize, payload)
         except Exception as e:
-            error = _decode_failure(strategy, e)
-            if error is e:  # already says which strategy failed: as it is
-                raise
-            raise error from e
+            raise_from(_decode_failure(strategy, e), e)
 
     def _admit(self, identifier: str, payload: str = "") -> SerializationStrategy:
         """The strategy that decodes ``identifier``, once the allowlist and the
@@ -607,10 +605,7 @@ class ComputeSerializer:
                 return strategy.from_frames(body, buffers)
             return run_within(limits, strategy.from_frames, body, buffers)
         except Exception as e:
-            error = _decode_failure(strategy, e)
-            if error is e:  # already says which strategy failed: as it is
-                raise
-            raise error from e
+            raise_from(_decode_failure(strategy, e), e)
 
     def _decoder_for(self, message: binary.Message) -> SerializationStrategy:
         """The admitted decoder of ``message``'s identifier; warns (every time) if
@@ -882,8 +877,8 @@ def _decode_failure(
     strategy: SerializationStrategy, error: Exception
 ) -> DeserializationError:
     """A ``DeserializationError`` for ``strategy``'s failure, naming the strategy;
-    ``error`` itself if it already is one that does (callers then re-raise it as
-    it is, rather than from itself)."""
+    ``error`` itself if it already is one that does (``raise_from`` then lets it
+    propagate as it is)."""
     name = type(strategy).__name__
     if isinstance(error, DeserializationError) and name in error.reason:
         return error

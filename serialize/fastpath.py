@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from freight.serialize.accel import ACCEL, ACCELERATED
+from freight.serialize.errors import raise_from
 
 __all__ = ["ACCELERATED", "FastPath", "FastPathLike", "PyFastPath"]
 
@@ -171,10 +172,7 @@ class PyFastPath:
                     try:
                         return decode(body)
                     except Exception as e:
-                        error = self._decode_failed(strategy, e)
-                        if error is e:
-                            raise
-                        raise error from e
+                        raise_from(self._decode_failed(strategy, e), e)
         return self._loads_slow(data)
 
     def loads_frames(self, frames: Any) -> Any:
@@ -189,10 +187,7 @@ class PyFastPath:
                     try:
                         return known[2](body)
                     except Exception as e:
-                        error = self._decode_failed(known[3], e)
-                        if error is e:
-                            raise
-                        raise error from e
+                        raise_from(self._decode_failed(known[3], e), e)
         return self._loads_frames_slow(frames)
 
 
