@@ -88,7 +88,8 @@ def encode_base64_parts(prefix: str, parts: Sequence[Any]) -> str:
     between parts are copied.  The result is one line, as ``encode_base64``'s.
     """
     if len(parts) == 1:
-        return prefix + encode_base64(parts[0])
+        part = parts[0]
+        return prefix + encode_base64(part if type(part) is bytes else _flat(part))
     pieces = [prefix]
     carry = b""  # the last len % 3 bytes of the parts so far
     for part in parts:

@@ -41,6 +41,20 @@ def test_parts_encode_as_their_concatenation(parts: list[bytes], prefix: str) ->
     ).decode("ascii")
 
 
+@pytest.mark.parametrize(
+    "part",
+    [
+        pickle.PickleBuffer(np.arange(20, dtype="u2")),
+        memoryview(np.arange(6, dtype="u2").reshape(2, 3)),
+        bytearray(b"abcd"),
+    ],
+    ids=["PickleBuffer", "2-d memoryview", "bytearray"],
+)
+def test_a_single_part_may_be_any_buffer(part: object) -> None:
+    flat = memoryview(part).cast("B").tobytes()  # type: ignore[arg-type]
+    assert encode_base64_parts("00\n", [part]) == "00\n" + encode_base64(flat)
+
+
 def test_parts_may_be_buffers_of_any_shape_and_order() -> None:
     grid = np.arange(3 * 5, dtype="u2").reshape(3, 5)
     parts = [
