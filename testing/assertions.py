@@ -369,11 +369,7 @@ def _named_difference(a: Any, e: Any, path: str) -> str | None:
     """A function, builtin, class or module the receiver finds by name must come
     back as that very object; one it cannot (by value) as one of the same
     qualified name and, for a function, the same bytecode."""
-    if isinstance(e, types.ModuleType):
-        by_name = sys.modules.get(e.__name__) is e
-    else:
-        by_name = _found_by_name(e)
-    if by_name:
+    if _found_by_name(e):
         return None if a is e else f"{path}: expected {e!r} itself, got {a!r}"
     same = getattr(a, "__qualname__", None) == getattr(e, "__qualname__", None)
     code = getattr(e, "__code__", None)
@@ -607,7 +603,10 @@ def _check_payload_shape(
 
 
 def _found_by_name(fn: Any) -> bool:
-    """Whether ``fn``'s module and qualified name lead to ``fn`` in this process."""
+    """Whether ``fn``'s module and qualified name (a module's own name) lead to
+    ``fn`` in this process."""
+    if isinstance(fn, types.ModuleType):
+        return sys.modules.get(fn.__name__) is fn
     obj: Any = sys.modules.get(getattr(fn, "__module__", None) or "")
     for part in str(getattr(fn, "__qualname__", "")).split("."):
         obj = getattr(obj, part, None)

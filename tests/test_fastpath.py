@@ -475,12 +475,14 @@ def test_utf8_buffer_takes_only_a_str(utf8_buffer: Any) -> None:
 @needs_c
 def test_the_c_utf8_buffer_is_an_ascii_strs_own_memory() -> None:
     text = "".join(["ascii ", "text " * 20_000])  # made here: no other reference
+    alone = sys.getrefcount(text)
     with traced() as memory:
         view = _accel.utf8_buffer(text)
     assert memory.peak < 1000  # nothing the size of the text was allocated
     assert type(view) is memoryview and view.readonly
     assert (view.format, view.nbytes) == ("B", len(text))
-    del text  # the view keeps the str alive
+    assert sys.getrefcount(text) == alone + 1  # the view holds the str
+    del text
     assert bytes(view[:11]) == b"ascii text "
     # Not ASCII (or a subclass): encoded, a bytes object of its own.
     assert type(_accel.utf8_buffer("\u00e9")) is bytes
