@@ -247,7 +247,16 @@ def test_a_quick_run_reports_markdown_and_json(
     run, data = quick_run
     text = report.markdown(run, "test")
     assert "## Summary: the issue's figures" in text
-    assert json.loads(json.dumps(data))["payloads"]
+    for key in ("tiny", "function"):
+        assert f"(`{key}`)" in text  # each payload's own table
+    assert set(json.loads(json.dumps(data))["payloads"]) == {"tiny", "function"}
+    # Every figure these payloads feed has a verdict; the rest are N/A.
+    statuses = {f.name: f.status for f in run.figures}
+    geo = "freight default blob vs reference default, geometric-mean speedup"
+    assert statuses[f"{geo} (encode+decode)"] in {"MET", "NOT MET"}
+    assert statuses["import freight.serialize"] == "N/A"
+    # A run saved as the baseline and compared with itself flags nothing.
     path = tmp_path / "baseline.json"
     baseline.save(run, path)
+    assert set(json.loads(path.read_text())["taken"]) == {"tiny", "function"}
     assert baseline.compare(run, path, 1.25).regressions == []
