@@ -28,12 +28,11 @@ from hypothesis import strategies as st
 from freight.serialize import (
     ComputeSerializer,
     RegisteredStrategy,
-    binary,
     default_registry,
     pack_buffers,
     unpack_buffers,
 )
-from freight.testing import ENVELOPES, assert_same_value
+from freight.testing import ENVELOPES, assert_roundtrip
 from freight.testing import values as kit_values
 
 # -- what is registered ---------------------------------------------------------------
@@ -60,11 +59,6 @@ def selecting(rec: RegisteredStrategy) -> Iterator[None]:
         yield
 
 
-def data_serializer(rec: RegisteredStrategy) -> ComputeSerializer:
-    with selecting(rec):
-        return ComputeSerializer(strategy_data=rec.cls)
-
-
 def code_serializer(rec: RegisteredStrategy) -> ComputeSerializer:
     with selecting(rec):
         return ComputeSerializer(strategy_code=rec.cls)
@@ -72,50 +66,11 @@ def code_serializer(rec: RegisteredStrategy) -> ComputeSerializer:
 
 # -- envelopes ------------------------------------------------------------------------
 
-#: Every round trip runs once per envelope: text, blob and frames.
+#: Every round trip runs once per envelope (text, blob, frames), through the kit's
+#: ``assert_roundtrip``: the payload names the strategy, frames are copied as a
+#: transport would, and a binary payload is decoded twice (the second time by a
+#: serializer that has seen its header).
 each_envelope = pytest.mark.parametrize("envelope", ENVELOPES)
-
-
-def encode(serializer: ComputeSerializer, envelope: str, value: Any) -> Any:
-    """``value``'s payload in ``envelope``: a str, a bytes blob or a frame list."""
-    if envelope == "text":
-        return serializer.serialize(value)
-    if envelope == "blob":
-        return serializer.dumps(value)
-    return serializer.dumps_frames(value)
-
-
-def assert_names_strategy(rec: RegisteredStrategy, envelope: str, payload: Any) -> None:
-    """The text payload starts with the identifier; a binary header names it."""
-    if envelope == "text":
-        assert isinstance(payload, str)
-        assert payload.startswith(rec.identifier)
-    elif envelope == "blob":
-        assert binary.parse_blob(payload).identifier == rec.identifier
-    else:
-        assert binary.parse_message(payload).identifier == rec.identifier
-
-
-def decode(serializer: ComputeSerializer, envelope: str, payload: Any) -> Any:
-    """The value ``payload`` represents.  Frames are copied to ``bytes`` first, as
-    a transport would, so nothing decoded can alias the sender's buffers."""
-    if envelope == "text":
-        return serializer.deserialize(payload)
-    if envelope == "blob":
-        return serializer.loads(bytes(payload))
-    return serializer.loads_frames([bytes(frame) for frame in payload])
-
-
-def round_trips(
-    rec: RegisteredStrategy, serializer: ComputeSerializer, envelope: str, value: Any
-) -> list[Any]:
-    """What ``value`` comes back as through ``envelope``, its payload checked.  A
-    binary payload is decoded twice: the second time the serializer has seen its
-    header (and may take the learned-header path)."""
-    payload = encode(serializer, envelope, value)
-    assert_names_strategy(rec, envelope, payload)
-    times = 1 if envelope == "text" else 2
-    return [decode(serializer, envelope, payload) for _ in range(times)]
 
 
 # -- data domains ---------------------------------------------------------------------
@@ -179,9 +134,7 @@ def test_the_built_in_data_strategies_are_all_registered() -> None:
 def test_every_general_data_strategy_round_trips_json_values(
     rec: RegisteredStrategy, envelope: str, value: Any
 ) -> None:
-    serializer = data_serializer(rec)
-    for decoded in round_trips(rec, serializer, envelope, value):
-        assert_same_value(decoded, value)
+    assert_roundtrip(rec.strategy, value, envelopes=[envelope])
 
 
 @each_envelope
@@ -191,9 +144,7 @@ def test_every_general_data_strategy_round_trips_json_values(
 def test_msgpack_data_strategies_round_trip_msgpack_values(
     rec: RegisteredStrategy, envelope: str, value: Any
 ) -> None:
-    serializer = data_serializer(rec)
-    for decoded in round_trips(rec, serializer, envelope, value):
-        assert_same_value(decoded, value)
+    assert_roundtrip(rec.strategy, value, envelopes=[envelope])
 
 
 @each_envelope
@@ -206,11 +157,9 @@ def test_msgpack_data_strategies_round_trip_msgpack_values(
 def test_dill_based_data_strategies_round_trip_picklable_values(
     rec: RegisteredStrategy, envelope: str, value: Any
 ) -> None:
-    serializer = data_serializer(rec)
-    for decoded in round_trips(rec, serializer, envelope, value):
-        # Types all the way down: equality alone accepts a set for a frozenset and
-        # bytes for a bytearray.
-        assert_same_value(decoded, value)
+    # Types all the way down (assert_same_value): equality alone accepts a set for
+    # a frozenset and bytes for a bytearray.
+    assert_roundtrip(rec.strategy, value, envelopes=[envelope])
 
 
 # -- callables ------------------------------------------------------------------------
@@ -366,10 +315,7 @@ def test_code_strategy_round_trips_supported_callables(
     rec: RegisteredStrategy, kind: str, envelope: str, data: st.DataObject
 ) -> None:
     fn, args, kwargs = data.draw(SAMPLE_CALLS[kind], label="call")
-    serializer = code_serializer(rec)
-    for roundtripped in round_trips(rec, serializer, envelope, fn):
-        assert callable(roundtripped)
-        assert roundtripped(*args, **kwargs) == fn(*args, **kwargs)
+    assert_roundtrip(rec.strategy, fn, envelopes=[envelope], args=args, kwargs=kwargs)
 
 
 @pytest.mark.parametrize(
