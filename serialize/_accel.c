@@ -554,6 +554,11 @@ utf8_buffer(PyObject *module, PyObject *text)
                      Py_TYPE(text)->tp_name);
         return NULL;
     }
+#if PY_VERSION_HEX < 0x030C0000
+    if (PyUnicode_READY(text) < 0) { /* a legacy str made by the old API */
+        return NULL;
+    }
+#endif
     if (!PyUnicode_CheckExact(text) || !PyUnicode_IS_ASCII(text)) {
         return PyUnicode_AsEncodedString(text, "utf-8", "surrogatepass");
     }
