@@ -1,11 +1,11 @@
 """Which implementation serves the hot paths: the C accelerator or its Python twins.
 
 ``freight.serialize._accel`` is built at install time when a C compiler is present
-(``setup.py``; optional, so an install without one still works).  It holds the C
-twins of ``fastpath.PyFastPath`` and ``binary.py_utf8_buffer``, with the same
-behaviour.  ``ACCEL`` is that module, or ``None`` when it was not built or the
-environment variable ``FREIGHT_PURE_PYTHON`` was set to a non-empty value when
-this module was first imported; ``ACCELERATED`` says which.
+(declared in ``pyproject.toml``; optional, so an install without one still works).
+It holds the C twins of ``fastpath.PyFastPath`` and ``binary.py_utf8_buffer``,
+with the same behaviour.  ``ACCEL`` is that module, or ``None`` when it was not
+built or the environment variable ``FREIGHT_PURE_PYTHON`` was set to a non-empty
+value when this module was first imported; ``ACCELERATED`` says which.
 """
 
 from __future__ import annotations
