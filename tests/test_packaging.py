@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -15,6 +16,15 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def wheel_names(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     out = tmp_path_factory.mktemp("wheel")
+    # A copy, so the build's own build/ folder does not land in the checkout.
+    source = out / "source"
+    shutil.copytree(
+        ROOT,
+        source,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", "build", "*.so", "__pycache__", ".*_cache", ".hypothesis"
+        ),
+    )
     # Without build isolation: the test extra installs the setuptools the build
     # needs, so no download happens here.
     subprocess.run(
@@ -28,7 +38,7 @@ def wheel_names(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
             "--no-build-isolation",
             "--wheel-dir",
             str(out),
-            str(ROOT),
+            str(source),
         ],
         check=True,
         capture_output=True,
