@@ -21,6 +21,7 @@ from freight.plugins.source_strategies import PureSourceDill, PureSourceTextInsp
 from freight.serialize import (
     ComboSerializationStrategy,
     DeserializationError,
+    MemberFailed,
     Property,
     SerializationError,
     SerializationStrategy,
@@ -102,16 +103,18 @@ class CombinedCode(SerializationStrategy):
 
     def serialize(self, data: Any) -> str:
         chunks: list[str] = []
+        failures: list[MemberFailed] = []
         for ident, member in self._members.items():
             try:
                 payload = member.serialize(data)
-            except Exception:
+            except Exception as e:
+                failures.append(_member_failed(member, e))
                 continue
             chunks += [ident, payload[len(ident) :]]
         if not chunks:
             raise SerializationError(
                 "no CombinedCode member could serialize the object"
-            )
+            ) from ExceptionGroup("CombinedCode members", failures)
         return self.identifier + self._SEPARATOR.join(chunks)
 
     def get_multiple_payloads(self, payload: str) -> tuple[tuple[str, str], ...]:
@@ -141,7 +144,7 @@ class CombinedCode(SerializationStrategy):
     def deserialize(self, payload: str, variation: int = 0) -> Any:
         """Decode with the first member that works, or only with the
         ``variation``-th part (1-based) if one is given."""
-        errors: list[str] = []
+        failures: list[MemberFailed] = []
         pairs = self.get_multiple_payloads(payload)
         for count, (ident, body) in enumerate(pairs, start=1):
             if variation and count != variation:
@@ -154,11 +157,23 @@ class CombinedCode(SerializationStrategy):
                     raise DeserializationError(
                         f"Failed to deserialize using variation #{count}"
                     ) from e
-                errors.append(f"{member.name}: {type(e).__name__}: {e}")
-        raise DeserializationError(
+                failures.append(_member_failed(member, e))
+        error = DeserializationError(
             f"CombinedCode: deserialization failed after {len(pairs)} tries"
-            + "".join(f"\n* {err}" for err in errors)
+            + "".join(f"\n* {failure}" for failure in failures)
         )
+        if failures:
+            raise error from ExceptionGroup("CombinedCode members", failures)
+        raise error
+
+
+def _member_failed(member: SerializationStrategy, error: Exception) -> MemberFailed:
+    """``error`` of ``member`` as a ``MemberFailed`` caused by it."""
+    failed = MemberFailed(
+        f"{member.name}: {type(error).__name__}: {error}", member=member.name
+    )
+    failed.__cause__ = error
+    return failed
 
 
 @hookimpl

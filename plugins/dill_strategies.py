@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import io
 import pickle
 import sys
 import textwrap
@@ -30,8 +31,18 @@ import dill
 import dill._dill as _dill
 import dill.source
 
-from freight.plugins.source_strategies import exec_source, require_self_contained
-from freight.serialize import BytesStrategy, Property, SerializationError, hookimpl
+from freight.plugins.source_strategies import (
+    exec_source,
+    require_self_contained,
+    source_text,
+)
+from freight.serialize import (
+    BytesStrategy,
+    MissingGlobal,
+    Property,
+    SerializationError,
+    hookimpl,
+)
 from freight.serialize.b64 import BinaryReader
 
 # -- the fast compatible path ------------------------------------------------------
@@ -292,12 +303,34 @@ def compat_dumps(obj: Any) -> bytes:
 _SCAN_LIMIT = 1024
 
 
+class _Unpickler(dill.Unpickler):  # type: ignore[misc]
+    """dill's Unpickler, whose failed name lookups raise ``MissingGlobal`` (with
+    the module and name as fields) instead of pickle's ``AttributeError``."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return super().find_class(module, name)
+        except AttributeError as e:
+            raise MissingGlobal(
+                f"Can't get attribute {name!r} on module {module!r}",
+                module=module,
+                name=name,
+            ) from e
+
+
 def compat_loads(data: bytes) -> Any:
     """Unpickle a ``00``/``01`` body as ``dill.loads`` does; with ``pickle.loads``
-    when the body is small and names nothing only dill's Unpickler handles."""
+    when the body is small and names nothing only dill's Unpickler handles.
+
+    A name the body refers to that cannot be found raises ``MissingGlobal``
+    (``pickle.loads`` only says so in words, so its ``AttributeError`` sends the
+    body to dill's Unpickler, which names the module and the name)."""
     if len(data) <= _SCAN_LIMIT and data.find(b"__") < 0 and data.find(b"dill") < 0:
-        return pickle.loads(data)
-    return dill.loads(data)
+        try:
+            return pickle.loads(data)
+        except AttributeError:
+            pass
+    return _Unpickler(io.BytesIO(data)).load()
 
 
 class _Compat(BytesStrategy):
@@ -312,7 +345,7 @@ class _Compat(BytesStrategy):
     decode = staticmethod(compat_loads)
 
     def decode_from(self, file: BinaryReader) -> Any:
-        return dill.load(file)
+        return _Unpickler(file).load()
 
 
 class DillDataBase64(_Compat):
@@ -368,7 +401,7 @@ class DillCodeTextInspect(BytesStrategy):
 
     def encode(self, obj: Any) -> bytes:
         require_self_contained(obj)
-        source = textwrap.dedent(inspect.getsource(obj))
+        source = textwrap.dedent(source_text(obj, inspect.getsource))
         return bytes(dill.dumps((obj.__name__, source)))
 
     def decode(self, data: bytes) -> Any:
@@ -387,7 +420,7 @@ class DillCodeSource(BytesStrategy):
 
     def encode(self, obj: Any) -> bytes:
         require_self_contained(obj)
-        source = dill.source.getsource(obj, lstrip=True)
+        source = source_text(obj, lambda fn: dill.source.getsource(fn, lstrip=True))
         return bytes(dill.dumps((obj.__name__, source)))
 
     def decode(self, data: bytes) -> Any:

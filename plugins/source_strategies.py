@@ -11,17 +11,26 @@ from __future__ import annotations
 
 import inspect
 import textwrap
+from collections.abc import Callable
 from typing import Any
 
 import dill.source
 
-from freight.serialize import Property, TextStrategy, hookimpl
+from freight.serialize import (
+    ClosureNotCarried,
+    Property,
+    SourceDoesNotDefine,
+    SourceUnavailable,
+    TextStrategy,
+    hookimpl,
+)
 
 _SEPARATOR = ":"
 
 
 def require_self_contained(fn: Any) -> None:
-    """Raise ``ValueError`` if ``fn`` closes over variables, which source cannot carry.
+    """Raise ``ClosureNotCarried`` (a ``ValueError``) if ``fn`` closes over
+    variables, which source cannot carry.
 
     The reference sends such a function anyway and it fails with ``NameError`` when
     called; refusing at encode time lets a combo fall through to a member that
@@ -29,20 +38,37 @@ def require_self_contained(fn: Any) -> None:
     """
     freevars = getattr(getattr(fn, "__code__", None), "co_freevars", ())
     if freevars:
-        raise ValueError(
+        raise ClosureNotCarried(
             f"{fn.__qualname__!r} is a closure over {', '.join(freevars)}; source"
-            " strategies cannot carry captured variables"
+            " strategies cannot carry captured variables",
+            function=str(fn.__qualname__),
+            names=tuple(freevars),
         )
 
 
+def source_text(fn: Any, getsource: Callable[[Any], str]) -> str:
+    """``getsource(fn)``; raises ``SourceUnavailable`` if it finds no source (the
+    function was typed interactively or made by ``exec()``, or is not Python)."""
+    try:
+        return getsource(fn)
+    except (OSError, TypeError) as e:
+        name = str(getattr(fn, "__qualname__", None) or type(fn).__name__)
+        builtin = not hasattr(fn, "__code__")
+        what = f"{name!r} is not Python code" if builtin else f"no source for {name!r}"
+        raise SourceUnavailable(f"{what}: {e}", function=name, builtin=builtin) from e
+
+
 def exec_source(name: str, source: str) -> Any:
-    """Execute ``source`` in a fresh namespace and return what it binds to ``name``."""
+    """Execute ``source`` in a fresh namespace and return what it binds to ``name``;
+    raises ``SourceDoesNotDefine`` (a ``ValueError``) if it binds nothing there."""
     namespace: dict[str, Any] = {}
     exec(source, namespace)
     try:
         return namespace[name]
     except KeyError:
-        raise ValueError(f"the source does not define {name!r}") from None
+        raise SourceDoesNotDefine(
+            f"the source does not define {name!r}", name=name
+        ) from None
 
 
 class _PureSource(TextStrategy):
@@ -54,7 +80,7 @@ class _PureSource(TextStrategy):
 
     def encode_text(self, obj: Any) -> str:
         require_self_contained(obj)
-        return obj.__name__ + _SEPARATOR + self.source_of(obj)
+        return obj.__name__ + _SEPARATOR + source_text(obj, self.source_of)
 
     def decode_text(self, text: str) -> Any:
         name, sep, source = text.partition(_SEPARATOR)

@@ -5,25 +5,57 @@
 ``DeserializationError`` means a payload could not be turned back into an object
 (malformed, truncated, not allowed, or the strategy's decoder failed).  The
 underlying cause, when there is one, is chained as ``__cause__``.
+
+Failures a caller (or a peer, through a ``freight.exception/1`` record) may want to
+act on have a type of their own with fields (``TypedFailure``, ``error_fields``):
+code that reacts to a failure reads its type and fields, never the words of its
+message.
 """
 
 from __future__ import annotations
 
-from typing import NoReturn
+from typing import Any, ClassVar, NoReturn
 
 
-class SerdeError(Exception):
+class TypedFailure(Exception):
+    """A failure described by fields as well as a message.
+
+    A subclass names its fields in ``error_fields`` and takes them as keywords
+    after the message.  ``exception_to_dict`` records them (``"fields"``), so they
+    cross the wire with the exception, and pickling keeps them.
+    """
+
+    #: The attributes that describe this failure as data.
+    error_fields: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, reason: str, **fields: Any) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        for name in self.error_fields:
+            setattr(self, name, fields.pop(name))
+        if fields:
+            raise TypeError(f"{type(self).__name__} has no fields {sorted(fields)}")
+
+    def __str__(self) -> str:
+        return self.reason
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The default (``type(self)(*self.args)``) would leave the fields out.
+        fields = {name: getattr(self, name) for name in self.error_fields}
+        return (_rebuild, (type(self), self.reason, fields), self.__dict__)
+
+
+def _rebuild(
+    cls: type[TypedFailure], reason: str, fields: dict[str, Any]
+) -> TypedFailure:
+    return cls(reason, **fields)
+
+
+class SerdeError(TypedFailure):
     """Base class for serialization and deserialization failures.
 
     ``reason`` holds the human-readable explanation (the reference SDK's attribute).
     """
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-    def __str__(self) -> str:
-        return self.reason
 
 
 class SerializationError(SerdeError):
@@ -38,6 +70,72 @@ class DeserializationError(SerdeError):
 
     def __repr__(self) -> str:
         return f"DeserializationError({self.reason!r})"
+
+
+# -- typed failures ------------------------------------------------------------------
+#
+# Raised by the facade (a ``DeserializationError``), or by strategies, whose own
+# errors the facade chains under its ``SerializationError``/``DeserializationError``
+# (these keep the built-in base a caller of the strategy alone would catch).
+
+
+class UnknownStrategy(DeserializationError):
+    """A payload names a strategy identifier this process has not registered."""
+
+    error_fields = ("identifier",)
+    identifier: str
+
+
+class StrategyNotAllowed(DeserializationError):
+    """A payload's strategy is registered, but the deserializer allowlist does not
+    let it decode here; ``strategy`` is its registered name."""
+
+    error_fields = ("identifier", "strategy")
+    identifier: str
+    strategy: str
+
+
+class ClosureNotCarried(TypedFailure, ValueError):
+    """A function closes over variables (``names``), which a source strategy
+    cannot carry."""
+
+    error_fields = ("function", "names")
+    function: str
+    names: tuple[str, ...]
+
+
+class SourceUnavailable(TypedFailure, ValueError):
+    """A function's Python source cannot be found: it was typed interactively or
+    made by ``exec()``, or it is not Python at all (``builtin``)."""
+
+    error_fields = ("function", "builtin")
+    function: str
+    builtin: bool
+
+
+class SourceDoesNotDefine(TypedFailure, ValueError):
+    """Decoded source ran, but did not bind the function's ``name``."""
+
+    error_fields = ("name",)
+    name: str
+
+
+class MissingGlobal(TypedFailure, LookupError):
+    """A payload refers to ``module.name`` by reference, and that name cannot be
+    found in the receiving process (its module is missing or does not define it)."""
+
+    error_fields = ("module", "name")
+    module: str
+    name: str
+
+
+class MemberFailed(TypedFailure):
+    """One member (``member``, its registered name) of a combined strategy failed;
+    its error is the cause.  A combined strategy whose members all failed raises
+    its error from an ``ExceptionGroup`` of these."""
+
+    error_fields = ("member",)
+    member: str
 
 
 def raise_from(error: BaseException, cause: BaseException) -> NoReturn:

@@ -26,6 +26,7 @@ from freight.serialize.errors import (
     DeserializationError,
     SerdeError,
     SerializationError,
+    StrategyNotAllowed,
     raise_from,
 )
 from freight.serialize.limits import DEFAULT_LIMITS, Limits, run_within
@@ -381,9 +382,7 @@ class ComputeSerializer:
         else:
             rec = self.registry.by_identifier(identifier)
             if rec is None:
-                raise DeserializationError(
-                    text.describe_bad_header(payload or identifier)
-                )
+                raise text.bad_header_error(payload or identifier)
             strategy = rec.strategy
         if self.allowed_deserializer_types:
             self.assert_deserializer_allowed(strategy)
@@ -747,8 +746,8 @@ class ComputeSerializer:
     # -- policy --------------------------------------------------------------------
 
     def assert_deserializer_allowed(self, strategy: SerializationStrategy) -> None:
-        """Raise ``DeserializationError`` if an allowlist is set and excludes
-        ``strategy``'s class."""
+        """Raise ``StrategyNotAllowed`` (a ``DeserializationError``) if an allowlist
+        is set and excludes ``strategy``'s class."""
         allowed = self.allowed_deserializer_types
         if not allowed or type(strategy) in allowed:
             return
@@ -761,7 +760,11 @@ class ComputeSerializer:
             f" to be serialized with one of the allowed {kind} classes:\n\n"
             f"    Allowed serializers: {names}"
         )
-        raise DeserializationError(textwrap.indent(msg, " "))
+        raise StrategyNotAllowed(
+            textwrap.indent(msg, " "),
+            identifier=strategy.identifier,
+            strategy=strategy.name,
+        )
 
 
 class _Known(NamedTuple):

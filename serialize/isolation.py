@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -59,12 +58,24 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeAlias
 
-from freight.serialize.errors import SerdeError, SerializationError
+from freight.serialize.errors import (
+    ClosureNotCarried,
+    MemberFailed,
+    MissingGlobal,
+    SerdeError,
+    SerializationError,
+    SourceDoesNotDefine,
+    SourceUnavailable,
+    StrategyNotAllowed,
+    UnknownStrategy,
+)
 from freight.serialize.facade import ComputeSerializer
 from freight.serialize.remote_errors import (
     FORMAT,
+    ExceptionRecord,
     exception_from_dict,
     exception_to_dict,
+    read_exception_record,
 )
 
 __all__ = [
@@ -83,7 +94,21 @@ DEFAULT_TIMEOUT = 60.0
 #: Version of the parent/child message layout (a JSON header line, then the message).
 _PROTOCOL = 1
 #: How the child starts: by importing this module from the installed ``freight``.
-_BOOTSTRAP = "from freight.serialize.isolation import _child_main; _child_main()"
+#: If that import fails, the child still answers in the protocol, with the
+#: ``ModuleNotFoundError`` as a ``freight.exception/1`` record, so the caller
+#: knows the failure by its type and ``name`` rather than from stderr text.
+_BOOTSTRAP = """\
+try:
+    from freight.serialize.isolation import _child_main
+except ModuleNotFoundError as e:
+    import json, sys
+    sys.stdout.write(json.dumps({"protocol": PROTOCOL, "stage": "start", "error": {
+        "format": "freight.exception/1", "type": "ModuleNotFoundError",
+        "module": "builtins", "qualname": "ModuleNotFoundError",
+        "message": str(e), "fields": {"name": e.name}}}))
+else:
+    _child_main()
+""".replace("PROTOCOL", str(_PROTOCOL))
 #: How much of the child's captured output a result keeps (the end of it).
 _OUTPUT_LIMIT = 8000
 #: How many causes of an error ``ErrorInfo`` follows.
@@ -141,13 +166,14 @@ class CheckError(SerdeError):
 
 @dataclass(frozen=True)
 class ErrorInfo:
-    """An exception as plain data: a typed view of its ``freight.exception/1``
-    record (``freight.serialize.remote_errors``), readable without unpickling.
+    """An exception as plain data: a view of its ``freight.exception/1`` record
+    (``freight.serialize.remote_errors``), readable without unpickling.
 
     ``traceback`` is this exception's own frames and line; ``cause`` is the
     exception it was raised from (``__cause__``, or the implicit ``__context__``
-    unless suppressed; ``explicit`` says which); ``format()`` renders the chain the
-    way Python prints it.
+    unless suppressed; ``explicit`` says which); ``members`` are an exception
+    group's exceptions; ``fields`` describe the failure as data (its type's
+    ``error_fields``); ``format()`` renders the chain the way Python prints it.
     """
 
     type_name: str
@@ -157,6 +183,8 @@ class ErrorInfo:
     cause: ErrorInfo | None = None
     #: ``cause`` is ``__cause__`` (``raise ... from``), not an implicit context.
     explicit: bool = True
+    fields: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    members: tuple[ErrorInfo, ...] = ()
     #: The ``exception_to_dict`` record this view was read from, if any.
     record: Mapping[str, Any] | None = field(default=None, repr=False, compare=False)
 
@@ -171,34 +199,37 @@ class ErrorInfo:
         return cls.from_dict(exception_to_dict(error))
 
     @classmethod
-    def from_dict(cls, record: Mapping[str, Any], _depth: int = 0) -> ErrorInfo:
-        """Read an ``exception_to_dict`` record.  Raises ``ValueError`` if the
-        fields this view needs are missing or of the wrong type."""
-        type_name = record.get("qualname") or record.get("type")
-        module, message = record.get("module"), record.get("message")
-        text = record.get("traceback") or ""
-        if not all(isinstance(v, str) for v in (type_name, module, message, text)):
-            raise ValueError(f"malformed exception record: {dict(record)!r:.200}")
-        explicit = record.get("cause") is not None
-        linked = record.get("cause") or (
-            None if record.get("suppress_context") else record.get("context")
-        )
-        if linked is not None and not isinstance(linked, Mapping):
-            raise ValueError("malformed exception record: cause is not a mapping")
-        cause = (
-            cls.from_dict(linked, _depth + 1)
-            if linked is not None and _depth < _MAX_CHAIN
-            else None
-        )
+    def from_dict(cls, record: Mapping[str, Any]) -> ErrorInfo:
+        """Read an ``exception_to_dict`` record with ``read_exception_record``.
+        Raises ``DeserializationError`` if it is malformed."""
+        return cls._from_record(read_exception_record(dict(record)), dict(record))
+
+    @classmethod
+    def _from_record(
+        cls,
+        rec: ExceptionRecord[Any],
+        raw: Mapping[str, Any] | None = None,
+        depth: int = 0,
+    ) -> ErrorInfo:
+        linked = rec.cause or (None if rec.suppress_context else rec.context)
+        below = depth < _MAX_CHAIN
         return cls(
-            str(type_name),
-            str(module),
-            str(message),
-            str(text),
-            cause,
-            explicit,
-            record if _depth == 0 else None,
+            rec.qualname or rec.type_name,
+            rec.module,
+            rec.message,
+            rec.traceback or "",
+            cls._from_record(linked, None, depth + 1) if linked and below else None,
+            rec.cause is not None,
+            dict(rec.fields),
+            tuple(cls._from_record(m, None, depth + 1) for m in rec.exceptions or ())
+            if below
+            else (),
+            raw,
         )
+
+    def is_a(self, cls: type[BaseException]) -> bool:
+        """Whether this error's type is ``cls`` itself (by module and qualname)."""
+        return self.module == cls.__module__ and self.type_name == cls.__qualname__
 
     @property
     def root(self) -> ErrorInfo:
@@ -237,14 +268,21 @@ class ErrorInfo:
         """The ``freight.exception/1`` record (JSON-able); ``from_dict`` reads it."""
         if self.record is not None:
             return dict(self.record)
+        return {"format": FORMAT, **self._object()}
+
+    def _object(self) -> dict[str, Any]:
         return {
-            "format": FORMAT,
             "type": self.type_name.rpartition(".")[2],
             "module": self.module,
             "qualname": self.type_name,
             "message": self.message,
             "traceback": self.traceback or None,
-            "cause": None if self.cause is None else self.cause.to_dict(),
+            "cause": None if self.cause is None else self.cause._object(),
+            "fields": {
+                k: list(v) if isinstance(v, tuple) else v
+                for k, v in self.fields.items()
+            },
+            "exceptions": [m._object() for m in self.members] if self.members else None,
         }
 
 
@@ -470,7 +508,7 @@ def _run_child(
     if stage is not Stage.DONE:
         try:
             error = ErrorInfo.from_dict(reply["error"])
-        except (KeyError, ValueError, TypeError) as e:
+        except (KeyError, TypeError, SerdeError) as e:
             error = ErrorInfo.from_exception(e)
         return verdict(
             stage, error, output=err, returncode=proc.returncode, reply=reply
@@ -635,74 +673,6 @@ def _subject(function: Callable[..., Any]) -> _Subject:
     )
 
 
-#: ``(pattern, sentence)``: the first pattern found in an error's ``"Type: message"``
-#: gives the sentence, formatted with the pattern's named groups and ``strategy``.
-_RULES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
-    (re.compile(pattern), sentence)
-    for pattern, sentence in [
-        (
-            r"closure over (?P<names>.+?); source strategies",
-            "source strategies cannot carry closures (it captures {names})",
-        ),
-        (
-            r"NameError: name '(?P<name>\w+)' is not defined",
-            "NameError: name '{name}' is not defined: {strategy} does not carry the"
-            " module globals the function uses (imports, helpers, decorators)",
-        ),
-        (
-            r"No module named '(?P<module>[\w.]+)'",
-            "module '{module}' is not importable in the receiving process, and"
-            " {strategy} sent a reference into it rather than the code (install it"
-            " there, or pass its directory as pythonpath)",
-        ),
-        (
-            r"Can't get attribute '(?P<name>[^']+)' on <module '__main__'",
-            "'{name}' is defined in __main__ and was pickled by reference; the"
-            " receiving process's __main__ does not define it",
-        ),
-        (
-            r"Can't get attribute '(?P<name>[^']+)' on <module '(?P<module>[^']+)'",
-            "'{name}' was pickled by reference to module '{module}', which does not"
-            " define it in the receiving process",
-        ),
-        (
-            r"Can't pickle .*(?:not found as|attribute lookup)",
-            "it is pickled by reference, but importing its module does not give it"
-            " back",
-        ),
-        (
-            r"could not get source code|source code not available"
-            r"|could not find class definition",
-            "its source code cannot be found (typed interactively, or made by"
-            " exec()); source strategies need it",
-        ),
-        (
-            r"(?:code object was expected, got|is a built-in) (?P<what>\w+)",
-            "a {what} has no Python source; source strategies need it",
-        ),
-        (
-            r"the source does not define '(?P<name>[^']+)'",
-            "the source found for the function does not define '{name}'",
-        ),
-        (
-            r"^(?:SyntaxError|IndentationError)",
-            "the source found for the function does not compile on its own",
-        ),
-        (
-            r"disabled by current configuration",
-            "the deserializer allowlist does not allow {strategy} to decode",
-        ),
-        (
-            r"unknown strategy identifier|no registered strategy",
-            "{strategy} is not registered in the receiving process",
-        ),
-    ]
-)
-
-#: A combo strategy's failure lists its members' errors as ``* member: error``.
-_BULLET = re.compile(r"^\* (?P<member>[^:\n]+): (?P<error>.+)$", re.MULTILINE)
-
-
 def _reason(
     stage: Stage,
     error: ErrorInfo | None,
@@ -713,7 +683,10 @@ def _reason(
     arguments: bool = False,
     detail: str | None = None,
 ) -> str:
-    """A sentence saying why a round trip with ``serializer`` failed at ``stage``."""
+    """A sentence saying why a round trip with ``serializer`` failed at ``stage``.
+
+    The sentence comes from the failure's type and fields (``_because``), never
+    from the words of its message."""
     if stage is Stage.TIMEOUT:
         return (
             f"did not finish within {timeout:g} s in the child process, which was"
@@ -723,20 +696,21 @@ def _reason(
         return detail or f"failed at the {stage.value} stage"
     root = error.root
     if stage is Stage.START:
-        if "No module named 'freight'" in f"{root.message}\n{root.traceback}":
+        if root.is_a(ModuleNotFoundError) and _names_freight(root.fields.get("name")):
             return (
                 "freight is not importable in a fresh interpreter (python -I ignores"
                 " PYTHONPATH and user site-packages): install it there"
             )
         return f"the child process failed before reporting: {_excerpt(str(root))}"
-    bullets = _BULLET.findall(root.message)
-    if bullets:  # a combo strategy: every member failed; say why for each
+    failed = [m for m in root.members if m.is_a(MemberFailed)]
+    if failed:  # a combined strategy: every member failed; say why for each
         because = "no member worked: " + "; ".join(
-            f"{member}: {_because(text, stage, member, subject)}"
-            for member, text in bullets
+            f"{m.fields.get('member')}: "
+            + _because(m.root, stage, str(m.fields.get("member")), subject)
+            for m in failed
         )
     else:
-        because = _because(str(root), stage, serializer.code_serializer.name, subject)
+        because = _because(root, stage, serializer.code_serializer.name, subject)
     if stage is Stage.SERIALIZE and arguments:
         data_strategy = serializer.data_serializer.name
         return f"the arguments cannot be serialized with {data_strategy}: {because}"
@@ -748,24 +722,71 @@ def _reason(
     return because
 
 
-def _because(text: str, stage: Stage, strategy: str, subject: _Subject) -> str:
-    """Turn one ``"Type: message"`` into a sentence a user can act on; the message
-    itself when no rule applies."""
+def _names_freight(name: object) -> bool:
+    return isinstance(name, str) and name.partition(".")[0] == "freight"
+
+
+def _because(error: ErrorInfo, stage: Stage, strategy: str, subject: _Subject) -> str:
+    """Turn one failure into a sentence a user can act on, by its type and fields;
+    its own ``"Type: message"`` when no type here is known."""
+    f = error.fields
     if (
         subject.is_lambda
         and stage in (Stage.SERIALIZE, Stage.DESERIALIZE)
-        and ("<lambda>" in text or text.startswith(("SyntaxError", "OSError")))
+        and (
+            error.is_a(SourceUnavailable)
+            or error.is_a(SyntaxError)
+            or error.is_a(IndentationError)
+            or (error.is_a(SourceDoesNotDefine) and f.get("name") == "<lambda>")
+        )
     ):
         return "a lambda has no source of its own; source strategies cannot carry it"
-    for pattern, sentence in _RULES:
-        if m := pattern.search(text):
-            because = sentence.format(strategy=strategy, **m.groupdict())
-            if subject.decorated and "closure" in because:
-                because = "it is decorated, and " + because.replace(
-                    "(it captures", "(the wrapper captures"
-                )
-            return because
-    return _excerpt(text)
+    if error.is_a(ClosureNotCarried):
+        names = ", ".join(f.get("names") or ())
+        if subject.decorated:
+            return (
+                "it is decorated, and source strategies cannot carry closures (the"
+                f" wrapper captures {names})"
+            )
+        return f"source strategies cannot carry closures (it captures {names})"
+    if error.is_a(NameError):
+        return (
+            f"NameError: name '{f.get('name')}' is not defined: {strategy} does not"
+            " carry the module globals the function uses (imports, helpers,"
+            " decorators)"
+        )
+    if error.is_a(ModuleNotFoundError):
+        return (
+            f"module '{f.get('name')}' is not importable in the receiving process,"
+            f" and {strategy} sent a reference into it rather than the code (install"
+            " it there, or pass its directory as pythonpath)"
+        )
+    if error.is_a(MissingGlobal):
+        if f.get("module") == "__main__":
+            return (
+                f"'{f.get('name')}' is defined in __main__ and was pickled by"
+                " reference; the receiving process's __main__ does not define it"
+            )
+        return (
+            f"'{f.get('name')}' was pickled by reference to module"
+            f" '{f.get('module')}', which does not define it in the receiving process"
+        )
+    if error.is_a(SourceUnavailable):
+        if f.get("builtin"):
+            return "a built-in has no Python source; source strategies need it"
+        return (
+            "its source code cannot be found (typed interactively, or made by"
+            " exec()); source strategies need it"
+        )
+    if error.is_a(SourceDoesNotDefine):
+        return f"the source found for the function does not define '{f.get('name')}'"
+    if error.is_a(SyntaxError) or error.is_a(IndentationError):
+        return "the source found for the function does not compile on its own"
+    if error.is_a(StrategyNotAllowed):
+        return f"the deserializer allowlist does not allow {strategy} to decode"
+    if error.is_a(UnknownStrategy):
+        return f"{strategy} is not registered in the receiving process"
+    return _excerpt(str(error))
 
 
 def _excerpt(text: str) -> str:

@@ -30,6 +30,7 @@ so any JSON library reads and writes them::
       "suppress_context": false,         # __suppress_context__
       "notes": ["..."],                  # __notes__ (add_note)
       "exceptions": [{...}, ...] | null, # an exception group's members, else null
+      "fields": {"name": "k"},           # the failure as data (below), or absent
       "truncated": false                 # true if this object lost anything to a limit
     }
 
@@ -42,6 +43,11 @@ so any JSON library reads and writes them::
   lists ``[errno, strerror, filename]`` (and ``None, filename2``), the arguments its
   constructor takes, because its ``args`` leave the file names out; an exception
   group lists only its message (the members are in ``exceptions``).
+* ``fields`` holds the attributes that describe the failure as data, so a reader
+  acts on them instead of parsing ``message``: those a ``SerdeError`` subclass
+  names in ``error_fields`` (``freight.serialize.errors``), and ``name`` (and
+  ``path``) of ``NameError``, ``ImportError`` and ``AttributeError``.  Each value
+  is a scalar as in ``args``, or an array of strings; at most ``max_args`` of them.
 * ``context_is_cause`` stands for the common ``raise new from err`` inside
   ``except ... as err``, where both links are one exception: it is written once, so
   a long chain of these stays linear in size instead of doubling at every link.
@@ -51,6 +57,14 @@ so any JSON library reads and writes them::
 * ``message``, ``args_repr`` and ``notes`` carry the output of user code; if
   ``str()`` or ``repr()`` raised, a ``<unprintable ...>`` placeholder takes its
   place.
+
+Reading
+-------
+
+``read_exception_record`` is the one reader of the format: it validates a payload
+and returns an ``ExceptionRecord``, the typed, immutable view of it.
+``exception_from_dict`` builds exceptions from that record; other readers
+(``freight.serialize.isolation``) use the record itself.
 
 Limits (``ExceptionLimits``)
 ----------------------------
@@ -91,9 +105,9 @@ from __future__ import annotations
 
 import importlib
 import traceback as _traceback
-from collections.abc import Iterable
-from dataclasses import dataclass, fields
-from typing import Any, Final, TypeAlias
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, Final, Generic, TypeAlias, TypeVar
 
 from freight.serialize.errors import DeserializationError
 
@@ -103,9 +117,11 @@ __all__ = [
     "FORMAT",
     "REMOTE_TRACEBACK_NOTE",
     "ExceptionLimits",
+    "ExceptionRecord",
     "RemoteExecutionError",
     "exception_from_dict",
     "exception_to_dict",
+    "read_exception_record",
 ]
 
 #: The schema version this module writes and reads (the payload's ``"format"``).
@@ -146,6 +162,15 @@ REMOTE_TRACEBACK_NOTE: Final = "Remote traceback"
 
 #: What ``args`` may hold: JSON scalars without floats.
 Scalar: TypeAlias = str | int | bool | None
+#: What a ``fields`` value may be: a scalar, or strings.
+FieldValue: TypeAlias = Scalar | tuple[str, ...]
+
+#: Attributes recorded as ``fields`` for exception types that are not ours.
+_STANDARD_FIELDS: tuple[tuple[type[BaseException], tuple[str, ...]], ...] = (
+    (ImportError, ("name", "path")),
+    (NameError, ("name",)),
+    (AttributeError, ("name",)),
+)
 
 _INT_BOUND = 2**63  # args integers fit a signed 64-bit integer (cross-language)
 _MIN_TEXT_LIMIT = 64  # room for the truncation marker
@@ -191,6 +216,63 @@ class ExceptionLimits:
 
 DEFAULT_EXCEPTION_LIMITS = ExceptionLimits()
 
+_Link = TypeVar("_Link")
+
+
+@dataclass(frozen=True, eq=True)
+class ExceptionRecord(Generic[_Link]):
+    """One exception of a ``freight.exception/1`` payload, as typed data.
+
+    ``read_exception_record`` returns an ``ExceptionRecord`` whose ``cause``,
+    ``context`` and ``exceptions`` are records too (``context is cause`` when the
+    payload says ``context_is_cause``).  The encoder gathers an exception's fields
+    into the same record with the linked exceptions themselves as links, before
+    the limits cut them.
+    """
+
+    type_name: str
+    module: str
+    qualname: str
+    message: str
+    args: tuple[Scalar, ...] | None = None
+    args_repr: str | None = None
+    traceback: str | None = None
+    cause: _Link | None = None
+    context: _Link | None = None
+    suppress_context: bool = False
+    notes: tuple[str, ...] = ()
+    exceptions: tuple[_Link, ...] | None = None
+    fields: Mapping[str, FieldValue] = field(default_factory=dict, hash=False)
+    truncated: bool = False
+
+    @property
+    def full_name(self) -> str:
+        """``module.qualname``, or just ``qualname`` for a built-in."""
+        if self.module in ("builtins", ""):
+            return self.qualname
+        return f"{self.module}.{self.qualname}"
+
+    def is_a(self, cls: type[BaseException]) -> bool:
+        """Whether this record's type is ``cls`` itself, by module and qualname.
+        (The record knows its type's name, not its bases.)"""
+        return self.module == cls.__module__ and self.qualname == cls.__qualname__
+
+    def chain(self) -> Iterator[ExceptionRecord[Any]]:
+        """This record and the ones it was raised from or during, outermost first:
+        ``cause``, else ``context`` unless suppressed (for records whose links are
+        records, as ``read_exception_record`` makes them)."""
+        record: Any = self
+        seen = 0
+        while record is not None and seen <= _MAX_CHAIN_WALK:
+            yield record
+            seen += 1
+            record = record.cause or (
+                None if record.suppress_context else record.context
+            )
+
+
+_MAX_CHAIN_WALK = 1024
+
 
 class RemoteExecutionError(Exception):
     """An exception raised remotely whose type was not rebuilt here.
@@ -201,7 +283,8 @@ class RemoteExecutionError(Exception):
     ``remote_traceback``), ``cause`` and ``context`` (rebuilt exceptions or
     ``RemoteExecutionError`` s, also set as ``__cause__``/``__context__``),
     ``suppress_context``, ``notes`` and, for an exception group, ``exceptions``
-    (``None`` otherwise).  ``truncated`` says the payload lost something to a limit;
+    (``None`` otherwise), and ``fields`` (the failure as data; see the schema).
+    ``truncated`` says the payload lost something to a limit;
     ``rebuild_error`` says why the original type was not rebuilt.
 
     ``cause`` and ``context`` keep the remote chain even if raising this exception
@@ -223,6 +306,7 @@ class RemoteExecutionError(Exception):
         suppress_context: bool = False,
         notes: Iterable[str] = (),
         exceptions: Iterable[BaseException] | None = None,
+        fields: Mapping[str, FieldValue] | None = None,
         truncated: bool = False,
         rebuild_error: str | None = None,
     ) -> None:
@@ -239,6 +323,7 @@ class RemoteExecutionError(Exception):
         self.suppress_context = suppress_context
         self.notes = tuple(notes)
         self.exceptions = None if exceptions is None else tuple(exceptions)
+        self.fields: Mapping[str, FieldValue] = dict(fields or {})
         self.truncated = truncated
         self.rebuild_error = rebuild_error
         self.__cause__ = cause
@@ -357,6 +442,10 @@ class _Encoder:
             notes = notes[: lim.max_notes]
             self.truncated = True
         out["notes"] = [self.text(n, lim.max_note_chars) for n in notes]
+        if f.fields:
+            out["fields"] = {
+                k: list(v) if isinstance(v, tuple) else v for k, v in f.fields.items()
+            }
         truncated = self.truncated
 
         inner = (*path, id(exc))
@@ -388,27 +477,10 @@ class _Encoder:
         return out
 
 
-@dataclass
-class _Fields:
-    """One exception's fields, read defensively, before limits are applied."""
-
-    type_name: str
-    module: str
-    qualname: str
-    message: str
-    args: tuple[Scalar, ...] | None
-    args_repr: str | None
-    traceback: str | None
-    cause: object
-    context: object
-    suppress_context: bool
-    notes: list[str]
-    exceptions: tuple[object, ...] | None
-    truncated: bool = False
-
-
-def _remote_fields(exc: RemoteExecutionError, limits: ExceptionLimits) -> _Fields:
-    return _Fields(
+def _remote_fields(
+    exc: RemoteExecutionError, limits: ExceptionLimits
+) -> ExceptionRecord[object]:
+    return ExceptionRecord(
         type_name=_plain(exc.type_name),
         module=_plain(exc.module),
         qualname=_plain(exc.qualname),
@@ -419,13 +491,16 @@ def _remote_fields(exc: RemoteExecutionError, limits: ExceptionLimits) -> _Field
         cause=exc.cause,
         context=exc.context,
         suppress_context=bool(exc.suppress_context),
-        notes=_forwarded_notes(exc, exc.traceback),
+        notes=tuple(_forwarded_notes(exc, exc.traceback)),
         exceptions=exc.exceptions,
+        fields=_valid_fields(exc.fields, limits),
         truncated=bool(exc.truncated),
     )
 
 
-def _local_fields(exc: BaseException, limits: ExceptionLimits) -> _Fields:
+def _local_fields(
+    exc: BaseException, limits: ExceptionLimits
+) -> ExceptionRecord[object]:
     cls = type(exc)
     type_name = _plain(cls.__name__)
     try:
@@ -446,7 +521,7 @@ def _local_fields(exc: BaseException, limits: ExceptionLimits) -> _Fields:
     remote_tb = _safe_getattr(exc, "remote_traceback")
     remote_tb = _plain(remote_tb) if isinstance(remote_tb, str) else None
     notes = _forwarded_notes(exc, remote_tb)
-    return _Fields(
+    return ExceptionRecord(
         type_name=type_name,
         module=_name_text(getattr(cls, "__module__", None)),
         qualname=_name_text(getattr(cls, "__qualname__", type_name)),
@@ -457,9 +532,47 @@ def _local_fields(exc: BaseException, limits: ExceptionLimits) -> _Fields:
         cause=exc.__cause__,
         context=exc.__context__,
         suppress_context=bool(exc.__suppress_context__),
-        notes=notes,
+        notes=tuple(notes),
         exceptions=members,
+        fields=_error_fields(exc, limits),
     )
+
+
+def _error_fields(exc: BaseException, limits: ExceptionLimits) -> dict[str, FieldValue]:
+    """The attributes that describe ``exc`` as data (see ``fields`` in the schema)."""
+    names: tuple[str, ...] = ()
+    declared = _safe_getattr(type(exc), "error_fields")
+    if isinstance(declared, tuple):
+        names = tuple(n for n in declared if isinstance(n, str))
+    for cls, standard in _STANDARD_FIELDS:
+        if isinstance(exc, cls):
+            names += standard
+    found: dict[str, object] = {}
+    for name in names:
+        value = _safe_getattr(exc, name)
+        if isinstance(value, list):
+            value = tuple(value)
+        found[name] = value
+    return _valid_fields(found, limits)
+
+
+def _valid_fields(
+    found: Mapping[str, object], limits: ExceptionLimits
+) -> dict[str, FieldValue]:
+    """The entries of ``found`` that the schema can carry, within the limits."""
+    out: dict[str, FieldValue] = {}
+    for name, value in found.items():
+        if len(out) >= limits.max_args or len(name) > limits.max_name_chars:
+            break
+        if isinstance(value, tuple):
+            strings = _scalar_args(value, limits)
+            if strings is not None and all(type(v) is str for v in strings):
+                out[name] = tuple(str(v) for v in strings)
+            continue
+        scalar = _scalar_args((value,), limits)
+        if scalar is not None:
+            out[name] = scalar[0]
+    return out
 
 
 def _oserror_args(exc: OSError, args: tuple[object, ...]) -> tuple[object, ...]:
@@ -610,7 +723,7 @@ def exception_from_dict(
         raise TypeError(
             "allowed_modules must be a collection of module names, not a str"
         )
-    node = _Validator(limits).top(d)
+    node = read_exception_record(d, limits=limits)
     builder = _Builder(
         allowed=frozenset(allowed_modules),
         rebuild=rebuild,
@@ -619,23 +732,16 @@ def exception_from_dict(
     return builder.build(node)
 
 
-@dataclass(frozen=True)
-class _Node:
-    """One validated exception object."""
+def read_exception_record(
+    d: object, *, limits: ExceptionLimits = DEFAULT_EXCEPTION_LIMITS
+) -> ExceptionRecord[Any]:
+    """Validate a ``"freight.exception/1"`` payload and return it as an
+    ``ExceptionRecord`` (whose links are records).
 
-    type_name: str
-    module: str
-    qualname: str
-    message: str
-    args: tuple[Scalar, ...] | None
-    args_repr: str | None
-    traceback: str | None
-    cause: _Node | None
-    context: _Node | None
-    suppress_context: bool
-    notes: tuple[str, ...]
-    exceptions: tuple[_Node, ...] | None
-    truncated: bool
+    Raises ``DeserializationError`` saying what and where if it is malformed, of
+    another format version, or over ``limits``.
+    """
+    return _Validator(limits).top(d)
 
 
 def _fail(reason: str) -> DeserializationError:
@@ -663,7 +769,7 @@ class _Validator:
         self.limits = limits
         self.count = 0
 
-    def top(self, d: object) -> _Node:
+    def top(self, d: object) -> ExceptionRecord[Any]:
         if not isinstance(d, dict):
             raise _fail(f"expected a JSON object, got {_json_kind(d)}")
         fmt = dict.get(d, "format")
@@ -678,7 +784,7 @@ class _Validator:
             raise _fail(f"'format' is {_short(fmt)}, expected {FORMAT!r}")
         return self.node(d, "", 0)
 
-    def node(self, d: object, path: str, depth: int) -> _Node:
+    def node(self, d: object, path: str, depth: int) -> ExceptionRecord[Any]:
         where = path or "the top-level exception"
         if not isinstance(d, dict):
             raise _fail(f"{where} must be an object, got {_json_kind(d)}")
@@ -736,8 +842,9 @@ class _Validator:
         notes = self.notes(dict.get(d, "notes"), f"{prefix}notes")
         suppress_context = flag("suppress_context")
         truncated = flag("truncated")
+        error_fields = self.fields(dict.get(d, "fields"), f"{prefix}fields")
 
-        def sub(key: str) -> _Node | None:
+        def sub(key: str) -> ExceptionRecord[Any] | None:
             value = dict.get(d, key)
             return None if value is None else self.node(value, prefix + key, depth + 1)
 
@@ -751,7 +858,7 @@ class _Validator:
                 )
             context = cause
         members = dict.get(d, "exceptions")
-        exceptions: tuple[_Node, ...] | None = None
+        exceptions: tuple[ExceptionRecord[Any], ...] | None = None
         if members is not None:
             if not isinstance(members, list):
                 raise _fail(
@@ -762,7 +869,7 @@ class _Validator:
                 self.node(m, f"{prefix}exceptions[{i}]", depth + 1)
                 for i, m in enumerate(members)
             )
-        return _Node(
+        return ExceptionRecord(
             type_name=type_name,
             module=module,
             qualname=qualname,
@@ -775,8 +882,38 @@ class _Validator:
             suppress_context=suppress_context,
             notes=notes,
             exceptions=exceptions,
+            fields=error_fields,
             truncated=truncated,
         )
+
+    def fields(self, value: object, where: str) -> dict[str, FieldValue]:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise _fail(f"{where} must be an object or null, got {_json_kind(value)}")
+        lim = self.limits
+        if len(value) > lim.max_args:
+            raise DeserializationError(
+                f"exception payload: {where} has {len(value)} entries, over the"
+                f" limit max_args={lim.max_args}"
+            )
+        out: dict[str, FieldValue] = {}
+        for key, item in value.items():
+            if len(key) > lim.max_name_chars:
+                raise DeserializationError(
+                    f"exception payload: a key of {where} has {len(key)} characters,"
+                    f" over the limit max_name_chars={lim.max_name_chars}"
+                )
+            if isinstance(item, list):
+                strings = self.args(item, f"{where}.{key}")
+                if strings is None or not all(type(v) is str for v in strings):
+                    raise _fail(
+                        f"{where}.{key} must be a scalar or an array of strings"
+                    )
+                out[key] = tuple(str(v) for v in strings)
+            else:
+                (out[key],) = self.args([item], f"{where}.{key}") or (None,)
+        return out
 
     def args(self, value: object, where: str) -> tuple[Scalar, ...] | None:
         if value is None:
@@ -846,7 +983,7 @@ class _Builder:
         self.rebuild = rebuild
         self.traceback_note = traceback_note
 
-    def build(self, node: _Node) -> Exception:
+    def build(self, node: ExceptionRecord[Any]) -> Exception:
         cause = None if node.cause is None else self.build(node.cause)
         if node.context is node.cause:  # context_is_cause: one exception, both links
             context = cause
@@ -878,13 +1015,14 @@ class _Builder:
             suppress_context=node.suppress_context,
             notes=node.notes,
             exceptions=members,
+            fields=node.fields,
             truncated=node.truncated,
             rebuild_error=reason,
         )
         self.add_traceback_note(remote, node)
         return remote
 
-    def add_traceback_note(self, exc: Exception, node: _Node) -> None:
+    def add_traceback_note(self, exc: Exception, node: ExceptionRecord[Any]) -> None:
         if self.traceback_note and node.traceback:
             try:
                 exc.add_note(_traceback_note(node.traceback))
@@ -893,7 +1031,7 @@ class _Builder:
 
     def rebuilt(
         self,
-        node: _Node,
+        node: ExceptionRecord[Any],
         cause: Exception | None,
         context: Exception | None,
         members: tuple[Exception, ...] | None,

@@ -36,7 +36,11 @@ from freight.serialize.b64 import (
     encode_base64_parts,
 )
 from freight.serialize.binary import BufferLike
-from freight.serialize.errors import DeserializationError, SerializationError
+from freight.serialize.errors import (
+    DeserializationError,
+    MemberFailed,
+    SerializationError,
+)
 from freight.serialize.text import IDENTIFIER_LENGTH, pack_buffers, unpack_buffers
 
 logger = logging.getLogger(__name__)
@@ -367,22 +371,30 @@ class ComboSerializationStrategy(SerializationStrategy):
         self._members = {cls.identifier: cls() for cls in self.strategies}
 
     def serialize(self, data: Any) -> str:
-        buffers, errors = [], []
+        """The members' payloads; if none succeeds, raises ``SerializationError``
+        from an ``ExceptionGroup`` of ``MemberFailed``, one per member, each from
+        that member's error."""
+        buffers: list[str] = []
+        failures: list[MemberFailed] = []
         for member in self._members.values():
             try:
                 buffers.append(member.serialize(data))
             except Exception as e:
-                errors.append(f"{member.name}: {type(e).__name__}: {e}")
+                failures.append(_member_failed(member, e))
                 logger.debug("%s could not serialize: %s", member.name, e)
         if not buffers:
             raise SerializationError(
                 f"no member of {type(self).__name__} could serialize the object:\n* "
-                + "\n* ".join(errors)
-            )
+                + "\n* ".join(map(str, failures))
+            ) from ExceptionGroup(f"{type(self).__name__} members", failures)
         return self.identifier + pack_buffers(buffers)
 
     def deserialize(self, payload: str) -> Any:
-        errors = []
+        """The first member part that decodes; if none does, raises
+        ``DeserializationError`` (from an ``ExceptionGroup`` of ``MemberFailed``
+        when members were tried)."""
+        errors: list[str] = []
+        failures: list[MemberFailed] = []
         for part in unpack_buffers(self.chomp(payload)):
             header = part[:IDENTIFIER_LENGTH]
             member = self._members.get(header)
@@ -392,9 +404,22 @@ class ComboSerializationStrategy(SerializationStrategy):
             try:
                 return member.deserialize(part)
             except Exception as e:
-                errors.append(f"{member.name}: {type(e).__name__}: {e}")
+                failures.append(_member_failed(member, e))
+                errors.append(str(failures[-1]))
                 logger.debug("%s could not deserialize: %s", member.name, e)
-        raise DeserializationError(
+        error = DeserializationError(
             f"no part of the {type(self).__name__} payload could be deserialized:\n* "
             + ("\n* ".join(errors) if errors else "the payload holds no parts")
         )
+        if failures:
+            raise error from ExceptionGroup(f"{type(self).__name__} members", failures)
+        raise error
+
+
+def _member_failed(member: SerializationStrategy, error: Exception) -> MemberFailed:
+    """``error`` of a combo's ``member`` as a ``MemberFailed`` caused by it."""
+    failed = MemberFailed(
+        f"{member.name}: {type(error).__name__}: {error}", member=member.name
+    )
+    failed.__cause__ = error
+    return failed

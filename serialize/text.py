@@ -9,7 +9,7 @@ never looks inside a body.
 
 from __future__ import annotations
 
-from freight.serialize.errors import DeserializationError
+from freight.serialize.errors import DeserializationError, UnknownStrategy
 
 #: Two identifying characters and a newline.
 IDENTIFIER_LENGTH = 3
@@ -61,6 +61,17 @@ def unpack_buffers(packed_buffer: str) -> list[str]:
         unpacked.append(packed_buffer[start : start + length])
         pos = start + length
     return unpacked
+
+
+def bad_header_error(payload: str) -> DeserializationError:
+    """The error for a ``payload`` whose header names no registered strategy:
+    ``UnknownStrategy`` for a well-formed identifier, else a
+    ``DeserializationError`` saying how the header is malformed."""
+    reason = describe_bad_header(payload)
+    header = payload[:IDENTIFIER_LENGTH]
+    if len(header) == IDENTIFIER_LENGTH and header.find("\n") == 2:
+        return UnknownStrategy(reason, identifier=header)
+    return DeserializationError(reason)
 
 
 def describe_bad_header(payload: str) -> str:
