@@ -102,15 +102,19 @@ class CombinedCode(SerializationStrategy):
 
     def serialize(self, data: Any) -> str:
         chunks: list[str] = []
+        errors: list[str] = []
         for ident, member in self._members.items():
             try:
                 payload = member.serialize(data)
-            except Exception:
+            except Exception as e:
+                errors.append(f"{type(member).__name__}: {type(e).__name__}: {e}")
                 continue
             chunks += [ident, payload[len(ident) :]]
         if not chunks:
+            # The reference's phrase first, for callers that match on it.
             raise SerializationError(
-                "no CombinedCode member could serialize the object"
+                "No serialization methods were successful: no CombinedCode member"
+                " could serialize the object:\n* " + "\n* ".join(errors)
             )
         return self.identifier + self._SEPARATOR.join(chunks)
 

@@ -59,8 +59,8 @@ def validate_identifier(identifier: object, owner: str = "strategy") -> str:
         )
     if identifier[-1] != "\n" or "\n" in identifier[:-1]:
         raise ValueError(
-            f"{owner}.identifier must be two characters followed by a newline,"
-            f" got {identifier!r}"
+            f"{owner}.identifier must end with a newline character: two characters"
+            f" followed by a newline, got {identifier!r}"
         )
     if not identifier.isascii():
         raise ValueError(
@@ -151,6 +151,38 @@ class SerializationStrategy(ABC):
     @abstractmethod
     def deserialize(self, payload: str) -> Any:
         """Return the object a payload made by ``serialize`` represents."""
+
+    # -- the reference's lookups, answered by the default registry -----------------
+
+    @classmethod
+    def get_cached_by_id(cls, identifier: str) -> SerializationStrategy | None:
+        """The registered strategy instance whose header is ``identifier``
+        (``"01\\n"``, newline included), or ``None``.
+
+        The reference SDK's name.  freight answers from the default registry
+        (``freight.serialize.default_registry()``): a strategy is known once a
+        plugin registers it, not when its class is defined.
+        """
+        if not isinstance(identifier, str):
+            return None
+        from freight.serialize.registry import default_registry
+
+        rec = default_registry().by_identifier(identifier)
+        return None if rec is None else rec.strategy
+
+    @classmethod
+    def get_cached_by_class(
+        cls, type_: type[SerializationStrategy]
+    ) -> SerializationStrategy:
+        """The registered instance of the strategy class ``type_`` (the one the
+        registry and every ``ComputeSerializer`` use).
+
+        The reference SDK's name.  Raises ``SerdeError`` if ``type_`` is not a
+        registered strategy class (the reference raises ``KeyError``).
+        """
+        from freight.serialize.registry import default_registry
+
+        return default_registry().resolve(type_).strategy
 
     def chomp(self, payload: str) -> str:
         """Return ``payload`` without this strategy's header.
@@ -372,12 +404,14 @@ class ComboSerializationStrategy(SerializationStrategy):
             try:
                 buffers.append(member.serialize(data))
             except Exception as e:
-                errors.append(f"{member.name}: {type(e).__name__}: {e}")
+                errors.append(f"{type(member).__name__}: {type(e).__name__}: {e}")
                 logger.debug("%s could not serialize: %s", member.name, e)
         if not buffers:
+            # "Serialization failed" is the reference's phrase, kept for callers
+            # that match on it.
             raise SerializationError(
-                f"no member of {type(self).__name__} could serialize the object:\n* "
-                + "\n* ".join(errors)
+                f"Serialization failed: no member of {type(self).__name__} could"
+                " serialize the object:\n* " + "\n* ".join(errors)
             )
         return self.identifier + pack_buffers(buffers)
 
@@ -387,14 +421,31 @@ class ComboSerializationStrategy(SerializationStrategy):
             header = part[:IDENTIFIER_LENGTH]
             member = self._members.get(header)
             if member is None:
-                errors.append(f"{header!r} is not a member of {type(self).__name__}")
+                # The reference's phrases for these two cases, with freight's detail.
+                if "\n" not in part:
+                    errors.append(
+                        "Malformed data (no newline separator): part"
+                        f" {_excerpt(part)} has no identifier header, so it is not"
+                        f" a member of {type(self).__name__}"
+                    )
+                else:
+                    ident = _excerpt(part.partition("\n")[0], 16)
+                    errors.append(
+                        f"Invalid strategy identifier {ident}: header {header!r} is"
+                        f" not a member of {type(self).__name__}"
+                    )
                 continue
             try:
                 return member.deserialize(part)
             except Exception as e:
-                errors.append(f"{member.name}: {type(e).__name__}: {e}")
+                errors.append(f"{type(member).__name__}: {type(e).__name__}: {e}")
                 logger.debug("%s could not deserialize: %s", member.name, e)
         raise DeserializationError(
-            f"no part of the {type(self).__name__} payload could be deserialized:\n* "
+            f"Deserialization failed: no part of the {type(self).__name__} payload"
+            " could be deserialized:\n* "
             + ("\n* ".join(errors) if errors else "the payload holds no parts")
         )
+
+
+def _excerpt(text: str, limit: int = 50) -> str:
+    return repr(text if len(text) <= limit else text[:limit] + "...")
