@@ -112,8 +112,10 @@ class CombinedCode(SerializationStrategy):
                 continue
             chunks += [ident, payload[len(ident) :]]
         if not chunks:
+            # The reference's phrase first, for callers that match on it.
             raise SerializationError(
-                "no CombinedCode member could serialize the object"
+                "No serialization methods were successful: no CombinedCode member"
+                " could serialize the object:\n* " + "\n* ".join(map(str, failures))
             ) from ExceptionGroup("CombinedCode members", failures)
         return self.identifier + self._SEPARATOR.join(chunks)
 
@@ -170,7 +172,8 @@ class CombinedCode(SerializationStrategy):
 def _member_failed(member: SerializationStrategy, error: Exception) -> MemberFailed:
     """``error`` of ``member`` as a ``MemberFailed`` caused by it."""
     failed = MemberFailed(
-        f"{member.name}: {type(error).__name__}: {error}", member=member.name
+        f"{type(member).__name__}: {type(error).__name__}: {error}",
+        member=member.name,
     )
     failed.__cause__ = error
     return failed

@@ -27,10 +27,15 @@ from freight.serialize.errors import (
 from freight.serialize.facade import (
     DEFAULT_CODE_STRATEGY,
     DEFAULT_DATA_STRATEGY,
+    WILDCARD_SPELLINGS,
     AllowlistWildcard,
     ComputeSerializer,
     DeserializerAllowlist,
+    ValidatedStrategylike,
     VersionMismatchWarning,
+    parse_allowlist,
+    selectable_strategies,
+    validate_strategylike,
 )
 from freight.serialize.identifiers import IdentifierPolicyError
 from freight.serialize.limits import Limits
@@ -61,7 +66,24 @@ from freight.serialize.strategy import (
     SerializationStrategy,
     TextStrategy,
 )
-from freight.serialize.text import IDENTIFIER_LENGTH, pack_buffers, unpack_buffers
+from freight.serialize.text import (
+    IDENTIFIER_LENGTH,
+    PackedBuffersError,
+    pack_buffers,
+    unpack_buffers,
+)
+
+# -- the reference SDK's remaining public names (issue 10, section 3) -----------------
+# SELECTABLE_STRATEGIES and its code/data halves, read through ``__getattr__``; the
+# other names of that issue (validate_strategylike, ValidatedStrategylike,
+# selectable_strategies, parse_allowlist, WILDCARD_SPELLINGS, PackedBuffersError) are
+# imported above.
+_SELECTABLE = {
+    "SELECTABLE_STRATEGIES": None,
+    "SELECTABLE_CODE_STRATEGIES": True,
+    "SELECTABLE_DATA_STRATEGIES": False,
+}
+# -- end of the reference's names ------------------------------------------------------
 
 __all__ = [
     "DEFAULT_ALLOWED_MODULES",
@@ -69,6 +91,11 @@ __all__ = [
     "DEFAULT_DATA_STRATEGY",
     "ENTRY_POINT_GROUP",
     "IDENTIFIER_LENGTH",
+    # the reference SDK's remaining public names (issue 10, section 3)
+    "SELECTABLE_CODE_STRATEGIES",
+    "SELECTABLE_DATA_STRATEGIES",
+    "SELECTABLE_STRATEGIES",
+    "WILDCARD_SPELLINGS",
     "AllowlistWildcard",
     "BodyEncoder",
     "BytesStrategy",
@@ -82,6 +109,7 @@ __all__ = [
     "Limits",
     "MemberFailed",
     "MissingGlobal",
+    "PackedBuffersError",
     "PluginError",
     "PluginInfo",
     "PluginSettings",
@@ -101,19 +129,23 @@ __all__ = [
     "TextStrategy",
     "TypedFailure",
     "UnknownStrategy",
+    "ValidatedStrategylike",
     "VersionMismatchWarning",
     "default_registry",
     "exception_from_dict",
     "exception_to_dict",
     "hookimpl",
     "pack_buffers",
+    "parse_allowlist",
+    "selectable_strategies",
     "unpack_buffers",
+    "validate_strategylike",
 ]
 
 
 def __getattr__(name: str) -> Any:
-    """Resolve ``hookimpl``, the default strategy instances, and registered strategy
-    class names lazily."""
+    """Resolve ``hookimpl``, the default strategy instances, the ``SELECTABLE_*``
+    lists and registered strategy class names lazily."""
     if name == "hookimpl":
         from freight.serialize.hookspecs import hookimpl
 
@@ -122,6 +154,10 @@ def __getattr__(name: str) -> Any:
         return default_registry().resolve(DEFAULT_CODE_STRATEGY).strategy
     if name == "DEFAULT_STRATEGY_DATA":
         return default_registry().resolve(DEFAULT_DATA_STRATEGY).strategy
+    if name in _SELECTABLE:
+        # A fresh list from the default registry each time it is read: the
+        # reference's module-level lists, kept current as plugins register.
+        return selectable_strategies(_SELECTABLE[name])
     if name[:1].isupper():
         cls = default_registry().find_class(name)
         if cls is not None:

@@ -10,12 +10,14 @@ a function with its arguments.
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import logging
 import sys
 import textwrap
 import warnings
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -32,6 +34,8 @@ from freight.serialize.errors import (
 from freight.serialize.limits import DEFAULT_LIMITS, Limits, run_within
 from freight.serialize.policy import Policy
 from freight.serialize.registry import (
+    ENTRY_POINT_GROUP,
+    PluginInfo,
     RegisteredStrategy,
     Strategylike,
     StrategyRegistry,
@@ -51,7 +55,13 @@ DEFAULT_DATA_STRATEGY = "PickleData"
 
 
 class AllowlistWildcard(StrEnum):
-    """Allowlist entries that allow every selectable strategy of one kind."""
+    """Allowlist entries that allow every selectable strategy of one kind.
+
+    As plain strings, each wildcard is also accepted in the reference SDK's
+    spelling, so configuration files written for it work unchanged:
+    ``"globus_compute_sdk.*Code"`` means ``CODE`` and ``"globus_compute_sdk.*Data"``
+    means ``DATA`` (``WILDCARD_SPELLINGS``).
+    """
 
     #: Every registered *code* strategy that can be selected.
     CODE = "freight.*Code"
@@ -59,7 +69,82 @@ class AllowlistWildcard(StrEnum):
     DATA = "freight.*Data"
 
 
+#: Every string accepted as an allowlist wildcard: freight's spelling (the enum's
+#: values) and the reference SDK's.
+WILDCARD_SPELLINGS: dict[str, AllowlistWildcard] = {
+    AllowlistWildcard.CODE.value: AllowlistWildcard.CODE,
+    AllowlistWildcard.DATA.value: AllowlistWildcard.DATA,
+    "globus_compute_sdk.*Code": AllowlistWildcard.CODE,
+    "globus_compute_sdk.*Data": AllowlistWildcard.DATA,
+}
+
+
 DeserializerAllowlist = Iterable[Strategylike | AllowlistWildcard]
+
+
+def selectable_strategies(
+    for_code: bool | None = None, registry: StrategyRegistry | None = None
+) -> list[type[SerializationStrategy]]:
+    """The strategy classes that may be chosen to encode (every registered one but
+    the decode-only), of one kind if ``for_code`` is given, in identifier order.
+
+    Deprecated strategies are included (choosing one warns), as the reference's
+    ``SELECTABLE_STRATEGIES`` includes its deprecated ``CombinedCode``.  This is
+    what the allowlist wildcards expand to, and what ``freight.serialize``'s
+    ``SELECTABLE_STRATEGIES``, ``SELECTABLE_CODE_STRATEGIES`` and
+    ``SELECTABLE_DATA_STRATEGIES`` return (from the default registry, when read).
+    """
+    return [
+        rec.cls
+        for rec in (registry or default_registry())
+        if not rec.strategy.decode_only
+        and (for_code is None or rec.for_code == for_code)
+    ]
+
+
+@dataclass(frozen=True)
+class ValidatedStrategylike:
+    """A strategy-like value resolved to a registered strategy (the reference's
+    record, field for field).
+
+    Equal when ``type_``, ``instance`` and ``import_path`` are.  The attributes
+    of ``RegisteredStrategy`` (``cls``, ``strategy``, ``for_code``, ``name``,
+    ``identifier``, ``plugin``) are available too.
+    """
+
+    #: The strategy class.
+    type_: type[SerializationStrategy]
+    #: The registry's instance of it (not a configured instance the caller gave).
+    instance: SerializationStrategy
+    #: ``"module.ClassName"`` of the class.
+    import_path: str
+    #: The registry's record (which plugin provided the strategy); ``None`` when
+    #: built by hand, as the reference's three-argument form does.
+    record: RegisteredStrategy | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def cls(self) -> type[SerializationStrategy]:
+        return self.type_
+
+    @property
+    def strategy(self) -> SerializationStrategy:
+        return self.instance
+
+    @property
+    def for_code(self) -> bool:
+        return self.type_.for_code
+
+    @property
+    def identifier(self) -> str:
+        return self.instance.identifier
+
+    @property
+    def name(self) -> str:
+        return self.instance.name
+
+    @property
+    def plugin(self) -> PluginInfo | None:
+        return None if self.record is None else self.record.plugin
 
 
 def validate_strategylike(
@@ -67,19 +152,35 @@ def validate_strategylike(
     *,
     for_code: bool | None = None,
     registry: StrategyRegistry | None = None,
-) -> RegisteredStrategy:
+) -> ValidatedStrategylike:
     """Resolve ``value`` to a selectable registered strategy of the wanted kind.
 
-    Raises ``SerdeError`` if it is unknown, of the other kind (code vs data), or
+    ``value`` is an instance, a class, or a string: an identifier, a registered
+    name, a class name or an import path.  Raises ``SerdeError`` if it is none of
+    those ("Invalid strategy-like ..."), names no registered strategy ("... is not
+    a known serialization strategy"), is of the other kind (code vs data), or is
     decode-only.  Warns with ``DeprecationWarning`` if it is deprecated.
     """
-    rec = (registry or default_registry()).resolve(value)
-    if for_code is not None and rec.for_code != for_code:
-        want, got = ("code", "data") if for_code else ("data", "code")
+    registry = registry or default_registry()
+    if not isinstance(value, str):
+        cls = value if inspect.isclass(value) else type(value)
+        if not issubclass(cls, SerializationStrategy):
+            raise SerdeError(_invalid_strategylike(value))
+        _check_kind(cls, for_code)
+    try:
+        rec = registry.resolve(value)
+    except SerdeError as e:
+        if isinstance(value, str):
+            raise SerdeError(_invalid_strategylike(value, str(e))) from e
+        # "is not a known serialization strategy" is the reference's phrase.
         raise SerdeError(
-            f"{rec.cls.__name__} is a {got} serialization strategy, expected a"
-            f" {want} strategy"
-        )
+            f"{cls.__name__} is not a known serialization strategy: it is not"
+            " a registered one (defining a class does not register it); register"
+            " it through the"
+            f" {ENTRY_POINT_GROUP!r} entry-point group or"
+            " default_registry().register_plugin()"
+        ) from e
+    _check_kind(rec.cls, for_code)
     if rec.strategy.decode_only:
         raise SerdeError(
             f"{rec.cls.__name__} is decode-only: it reads old payloads but cannot"
@@ -89,7 +190,32 @@ def validate_strategylike(
         warnings.warn(
             f"{rec.cls.__name__} is deprecated", DeprecationWarning, stacklevel=3
         )
-    return rec
+    return ValidatedStrategylike(
+        rec.cls, rec.strategy, f"{rec.cls.__module__}.{rec.cls.__name__}", rec
+    )
+
+
+def _invalid_strategylike(value: object, detail: str = "") -> str:
+    # "Invalid strategy-like", "a subclass of" and "an import path" are the
+    # reference's phrases, kept for callers that match on them (at the end, where
+    # a shortened repr of the error still shows them).
+    shown = repr(value)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    return (
+        f"Invalid strategy-like {shown}{': ' + detail if detail else ''}; expected a"
+        " SerializationStrategy instance, a subclass of SerializationStrategy, or a"
+        " string: an identifier, a name, a class name or an import path"
+    )
+
+
+def _check_kind(cls: type[SerializationStrategy], for_code: bool | None) -> None:
+    if for_code is not None and getattr(cls, "for_code", for_code) != for_code:
+        want, got = ("code", "data") if for_code else ("data", "code")
+        raise SerdeError(
+            f"{cls.__name__} is a {got} serialization strategy, expected a"
+            f" {want} strategy"
+        )
 
 
 def parse_allowlist(
@@ -98,6 +224,10 @@ def parse_allowlist(
 ) -> set[type[SerializationStrategy]]:
     """The strategy classes an allowlist admits; empty means "allow everything".
 
+    Entries are strategy-likes (``validate_strategylike``) or wildcards: an
+    ``AllowlistWildcard`` or any string in ``WILDCARD_SPELLINGS`` (freight's
+    ``"freight.*Code"`` or the reference's ``"globus_compute_sdk.*Code"``, and the
+    ``Data`` twins), which admit every selectable strategy of their kind.
     Raises ``SerdeError`` if an entry is unknown, a wildcard is mixed with specific
     entries of its kind, or the list lacks a code or a data entry.
     """
@@ -106,33 +236,29 @@ def parse_allowlist(
     registry = registry or default_registry()
     entries = list(unvalidated)
     validated: set[type[SerializationStrategy]] = set()
-    wildcards: set[AllowlistWildcard] = set()
+    wildcards: dict[AllowlistWildcard, str] = {}
     for value in entries:
-        if isinstance(value, str) and value in _WILDCARD_VALUES:
-            wildcards.add(AllowlistWildcard(value))
+        wildcard = WILDCARD_SPELLINGS.get(value) if isinstance(value, str) else None
+        if wildcard is not None:
+            wildcards.setdefault(wildcard, str(value))
         else:
             validated.add(validate_strategylike(value, registry=registry).cls)
-    for wildcard in wildcards:
+    for wildcard, spelling in wildcards.items():
         for_code = wildcard is AllowlistWildcard.CODE
         if any(cls.for_code == for_code for cls in validated):
+            kind = "code" if for_code else "data"
             raise SerdeError(
-                f"cannot mix {wildcard.value!r} with specific deserializers of the"
-                f" same kind (got {entries})"
+                f"Cannot mix '{spelling}' with specific deserializers of the same"
+                f" kind ({kind}): the wildcard already admits every {kind}"
+                f" strategy (got {entries})"
             )
-        validated.update(
-            rec.cls
-            for rec in registry
-            if rec.for_code == for_code and not rec.strategy.decode_only
-        )
+        validated.update(selectable_strategies(for_code, registry))
     if len({cls.for_code for cls in validated}) != 2:
         raise SerdeError(
             "deserialization allowlists must contain at least one code and one data"
             f" deserializer or wildcard (got {entries})"
         )
     return validated
-
-
-_WILDCARD_VALUES = frozenset(w.value for w in AllowlistWildcard)
 
 
 class ComputeSerializer:
@@ -285,11 +411,15 @@ class ComputeSerializer:
         self, value: Strategylike | None, default: str, *, for_code: bool
     ) -> SerializationStrategy:
         if value is not None:
-            rec = validate_strategylike(
+            validated = validate_strategylike(
                 value, for_code=for_code, registry=self.registry
             )
             # A configured instance the caller passed is used as given.
-            chosen = value if isinstance(value, SerializationStrategy) else rec.strategy
+            chosen = (
+                value
+                if isinstance(value, SerializationStrategy)
+                else validated.instance
+            )
             refusal = self.policy.refusal(chosen, decoding=False)
             if refusal:
                 raise SerdeError(refusal)

@@ -63,8 +63,8 @@ def validate_identifier(identifier: object, owner: str = "strategy") -> str:
         )
     if identifier[-1] != "\n" or "\n" in identifier[:-1]:
         raise ValueError(
-            f"{owner}.identifier must be two characters followed by a newline,"
-            f" got {identifier!r}"
+            f"{owner}.identifier must end with a newline character: two characters"
+            f" followed by a newline, got {identifier!r}"
         )
     if not identifier.isascii():
         raise ValueError(
@@ -155,6 +155,38 @@ class SerializationStrategy(ABC):
     @abstractmethod
     def deserialize(self, payload: str) -> Any:
         """Return the object a payload made by ``serialize`` represents."""
+
+    # -- the reference's lookups, answered by the default registry -----------------
+
+    @classmethod
+    def get_cached_by_id(cls, identifier: str) -> SerializationStrategy | None:
+        """The registered strategy instance whose header is ``identifier``
+        (``"01\\n"``, newline included), or ``None``.
+
+        The reference SDK's name.  freight answers from the default registry
+        (``freight.serialize.default_registry()``): a strategy is known once a
+        plugin registers it, not when its class is defined.
+        """
+        if not isinstance(identifier, str):
+            return None
+        from freight.serialize.registry import default_registry
+
+        rec = default_registry().by_identifier(identifier)
+        return None if rec is None else rec.strategy
+
+    @classmethod
+    def get_cached_by_class(
+        cls, type_: type[SerializationStrategy]
+    ) -> SerializationStrategy:
+        """The registered instance of the strategy class ``type_`` (the one the
+        registry and every ``ComputeSerializer`` use).
+
+        The reference SDK's name.  Raises ``SerdeError`` if ``type_`` is not a
+        registered strategy class (the reference raises ``KeyError``).
+        """
+        from freight.serialize.registry import default_registry
+
+        return default_registry().resolve(type_).strategy
 
     def chomp(self, payload: str) -> str:
         """Return ``payload`` without this strategy's header.
@@ -383,9 +415,11 @@ class ComboSerializationStrategy(SerializationStrategy):
                 failures.append(_member_failed(member, e))
                 logger.debug("%s could not serialize: %s", member.name, e)
         if not buffers:
+            # "Serialization failed" is the reference's phrase, kept for callers
+            # that match on it.
             raise SerializationError(
-                f"no member of {type(self).__name__} could serialize the object:\n* "
-                + "\n* ".join(map(str, failures))
+                f"Serialization failed: no member of {type(self).__name__} could"
+                " serialize the object:\n* " + "\n* ".join(map(str, failures))
             ) from ExceptionGroup(f"{type(self).__name__} members", failures)
         return self.identifier + pack_buffers(buffers)
 
@@ -399,7 +433,19 @@ class ComboSerializationStrategy(SerializationStrategy):
             header = part[:IDENTIFIER_LENGTH]
             member = self._members.get(header)
             if member is None:
-                errors.append(f"{header!r} is not a member of {type(self).__name__}")
+                # The reference's phrases for these two cases, with freight's detail.
+                if "\n" not in part:
+                    errors.append(
+                        "Malformed data (no newline separator): part"
+                        f" {_excerpt(part)} has no identifier header, so it is not"
+                        f" a member of {type(self).__name__}"
+                    )
+                else:
+                    ident = _excerpt(part.partition("\n")[0], 16)
+                    errors.append(
+                        f"Invalid strategy identifier {ident}: header {header!r} is"
+                        f" not a member of {type(self).__name__}"
+                    )
                 continue
             try:
                 return member.deserialize(part)
@@ -408,7 +454,8 @@ class ComboSerializationStrategy(SerializationStrategy):
                 errors.append(str(failures[-1]))
                 logger.debug("%s could not deserialize: %s", member.name, e)
         error = DeserializationError(
-            f"no part of the {type(self).__name__} payload could be deserialized:\n* "
+            f"Deserialization failed: no part of the {type(self).__name__} payload"
+            " could be deserialized:\n* "
             + ("\n* ".join(errors) if errors else "the payload holds no parts")
         )
         if failures:
@@ -419,7 +466,12 @@ class ComboSerializationStrategy(SerializationStrategy):
 def _member_failed(member: SerializationStrategy, error: Exception) -> MemberFailed:
     """``error`` of a combo's ``member`` as a ``MemberFailed`` caused by it."""
     failed = MemberFailed(
-        f"{member.name}: {type(error).__name__}: {error}", member=member.name
+        f"{type(member).__name__}: {type(error).__name__}: {error}",
+        member=member.name,
     )
     failed.__cause__ = error
     return failed
+
+
+def _excerpt(text: str, limit: int = 50) -> str:
+    return repr(text if len(text) <= limit else text[:limit] + "...")

@@ -19,6 +19,17 @@ IDENTIFIER_LENGTH = 3
 _MAX_LENGTH_DIGITS = 19
 
 
+class PackedBuffersError(DeserializationError, ValueError):
+    """``unpack_buffers`` was given malformed input.
+
+    A ``DeserializationError`` like every decode failure, and a ``ValueError`` as
+    the reference SDK's ``unpack_buffers`` raises, so code that catches either
+    works.  Each message starts with the reference's phrase for the case
+    (``Missing newline delimiter``, ``Invalid length delimiter``, ``Length
+    delimiter must be non-negative``, ``Truncated buffer``) and then says where.
+    """
+
+
 def pack_buffers(buffers: list[str]) -> str:
     """Join payloads into one string: each as ``f"{len(payload)}\\n{payload}"``."""
     return "".join([f"{len(b)}\n{b}" for b in buffers])
@@ -27,8 +38,9 @@ def pack_buffers(buffers: list[str]) -> str:
 def unpack_buffers(packed_buffer: str) -> list[str]:
     """Split ``pack_buffers`` output back into its payloads.
 
-    Raises ``DeserializationError`` naming the offset of the problem on a missing
-    delimiter, a non-numeric or negative length, or a length that runs past the end.
+    Raises ``PackedBuffersError`` (a ``DeserializationError`` and a
+    ``ValueError``) naming the offset of the problem on a missing delimiter, a
+    non-numeric or negative length, or a length that runs past the end.
     """
     if not isinstance(packed_buffer, str):
         raise DeserializationError(
@@ -39,24 +51,29 @@ def unpack_buffers(packed_buffer: str) -> list[str]:
     while pos < end:
         newline = packed_buffer.find("\n", pos, pos + _MAX_LENGTH_DIGITS + 2)
         if newline < 0:
-            raise DeserializationError(
-                f"packed buffer {len(unpacked)} at offset {pos}: no newline after the"
-                f" length prefix {_excerpt(packed_buffer[pos : pos + 24])}"
+            raise PackedBuffersError(
+                f"Missing newline delimiter: {_where(unpacked, pos)} has no newline"
+                f" after the length prefix {_excerpt(packed_buffer[pos : pos + 24])}"
             )
         length_text = packed_buffer[pos:newline]
         if not (length_text.isascii() and length_text.isdigit()):
-            detail = "negative length" if length_text.startswith("-") else "bad length"
-            raise DeserializationError(
-                f"packed buffer {len(unpacked)} at offset {pos}: {detail}"
-                f" {_excerpt(length_text)}; expected a non-negative decimal integer"
+            if length_text.startswith("-") and length_text[1:].isdigit():
+                raise PackedBuffersError(
+                    "Length delimiter must be non-negative:"
+                    f" {_where(unpacked, pos)} has a negative length"
+                    f" {_excerpt(length_text)}"
+                )
+            raise PackedBuffersError(
+                f"Invalid length delimiter {_excerpt(length_text)}:"
+                f" {_where(unpacked, pos)} has a bad length; expected a non-negative"
+                " decimal integer"
             )
         length = int(length_text)
         start = newline + 1
         if length > end - start:
-            raise DeserializationError(
-                f"packed buffer {len(unpacked)} at offset {pos} is truncated: its"
-                f" length prefix says {length} characters but only {end - start}"
-                " remain"
+            raise PackedBuffersError(
+                f"Truncated buffer: {_where(unpacked, pos)} is truncated; its length"
+                f" prefix says {length} characters but only {end - start} remain"
             )
         unpacked.append(packed_buffer[start : start + length])
         pos = start + length
@@ -72,6 +89,10 @@ def bad_header_error(payload: str) -> DeserializationError:
     if len(header) == IDENTIFIER_LENGTH and header.find("\n") == 2:
         return UnknownStrategy(reason, identifier=header)
     return DeserializationError(reason)
+
+
+def _where(unpacked: list[str], pos: int) -> str:
+    return f"packed buffer {len(unpacked)} at offset {pos}"
 
 
 def describe_bad_header(payload: str) -> str:

@@ -370,7 +370,7 @@ def test_allowlist_needs_one_code_and_one_data_entry(allowlist):
     ],
 )
 def test_wildcard_mixed_with_specific_entry_of_same_kind_raises(allowlist):
-    with pytest.raises(SerdeError, match="cannot mix"):
+    with pytest.raises(SerdeError, match="Cannot mix"):
         ComputeSerializer(allowed_deserializer_types=allowlist)
 
 
