@@ -104,9 +104,11 @@ class ClosureNotCarried(TypedFailure, ValueError):
     names: tuple[str, ...]
 
 
-class SourceUnavailable(TypedFailure, ValueError):
+class SourceUnavailable(TypedFailure, OSError, TypeError):
     """A function's Python source cannot be found: it was typed interactively or
-    made by ``exec()``, or it is not Python at all (``builtin``)."""
+    made by ``exec()``, or it is not Python at all (``builtin``).  It is both of
+    the errors ``inspect.getsource`` raises for those (``OSError``, ``TypeError``),
+    so code that caught them still does."""
 
     error_fields = ("function", "builtin")
     function: str

@@ -65,6 +65,8 @@ def test_a_builtin_has_no_source_and_says_it_is_not_python() -> None:
     cause = info.value.__cause__
     assert isinstance(cause, SourceUnavailable)
     assert cause.builtin is True and cause.function == "len"
+    # What inspect raises (and the reference lets through) is still caught.
+    assert isinstance(cause, TypeError) and isinstance(cause, OSError)
 
 
 def test_source_that_binds_nothing_names_the_missing_name() -> None:
