@@ -155,6 +155,14 @@ def _imports(run: RunResult) -> list[str]:
     ]
 
 
+def _stream(run: RunResult) -> list[str]:
+    if not run.stream:
+        return []
+    import stream  # the cold rows, beside the warm ones above
+
+    return stream.markdown(run.stream, run.stream_rounds)
+
+
 def _summary(run: RunResult) -> list[str]:
     header = "| status | figure | target | measured |"
     rows = [[f"**{f.status}**", f.name, f.target, f.measured] for f in run.figures]
@@ -189,6 +197,7 @@ def markdown(run: RunResult, command: str) -> str:
             f" {units.duration(run.memcpy_80mb.median_ns)}.",
             "",
         ]
+    lines += _stream(run)
     lines += _imports(run)
     lines += _summary(run)
     return "\n".join(lines) + "\n"

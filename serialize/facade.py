@@ -272,6 +272,10 @@ class ComputeSerializer:
             loads_frames_slow=self._loads_frames_slow,
             decode_failed=_decode_failure,
         )
+        # This serializer's own strategies are decided now, once, not on the
+        # first message: a fresh serializer's first message is as fast as any.
+        for own in (self._data_serializer, self._code_serializer):
+            self._learn_own(own)
         # The four per-message methods only forward to the fast path; bound on the
         # instance, a call skips that Python frame (15-20% of a small message).
         # A subclass that overrides one keeps its override.
@@ -539,6 +543,23 @@ class ComputeSerializer:
         prefix = message.header.prefix
         if message.python != _PYTHON or prefix[5] & ~binary.LEARNABLE_FLAGS:
             return
+        self._learn_prefix(prefix, strategy)
+
+    def _learn_own(self, strategy: SerializationStrategy) -> None:
+        """Learn the prefix of ``strategy``'s messages made by this process, if
+        the allowlist and the policy admit its identifier (as the first such
+        message would, on the general path)."""
+        try:
+            admitted = self._admitted.get(strategy.identifier) or self._admit(
+                strategy.identifier
+            )
+        except DeserializationError:
+            return  # refused: its messages take the general path, which says so
+        heads = self._heads.get(admitted) or self._head_for(admitted)
+        if heads.prefix[5] & ~binary.LEARNABLE_FLAGS == 0:
+            self._learn_prefix(heads.prefix, admitted)
+
+    def _learn_prefix(self, prefix: bytes, strategy: SerializationStrategy) -> None:
         known = self._known
         if len(known) >= _MAX_KNOWN_HEADERS:
             known.clear()
