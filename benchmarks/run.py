@@ -33,7 +33,11 @@ import suite  # noqa: E402
 from contenders import Serializers  # noqa: E402
 from model import RunResult  # noqa: E402
 
-IMPORTED_MODULES = ("freight.serialize", "globus_compute_sdk.serialize")
+IMPORTED_MODULES = (
+    "freight.serialize",
+    "globus_compute_sdk.serialize",
+    "globus_compute_sdk.serialize" + imports.ALONE,
+)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
