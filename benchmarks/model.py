@@ -115,6 +115,9 @@ class RunResult:
     memcpy_80mb: Timing | None = None
     imports: list[ImportTiming] = field(default_factory=list)
     figures: list[Figure] = field(default_factory=list)
+    #: The distinct-message stream (``stream.StreamResult``; cold, not warm).
+    stream: list[Any] = field(default_factory=list)
+    stream_rounds: int = 0
 
     def payload(self, key: str) -> PayloadResult | None:
         return next((p for p in self.payloads if p.key == key), None)

@@ -137,11 +137,16 @@ def _machine_line(run: RunResult) -> str:
 def _imports(run: RunResult) -> list[str]:
     if not run.imports:
         return []
-    header = "| module | import | import + first round trip | runs |"
+    header = (
+        "| module | import | first use (serializer + one round trip) |"
+        " import + first use | runs |"
+    )
     rows = [
         [
-            f"`{t.module}`",
+            f"`{t.module.removesuffix(' (alone)')}`"
+            + (" alone (package `__init__` skipped)" if "(alone)" in t.module else ""),
             f"{t.import_ms:.1f} ms",
+            f"{t.first_use_ms - t.import_ms:.1f} ms",
             f"{t.first_use_ms:.1f} ms",
             str(t.runs),
         ]
@@ -153,6 +158,14 @@ def _imports(run: RunResult) -> list[str]:
         *_table(header, rows),
         "",
     ]
+
+
+def _stream(run: RunResult) -> list[str]:
+    if not run.stream:
+        return []
+    import stream  # the cold rows, beside the warm ones above
+
+    return stream.markdown(run.stream, run.stream_rounds)
 
 
 def _summary(run: RunResult) -> list[str]:
@@ -189,6 +202,7 @@ def markdown(run: RunResult, command: str) -> str:
             f" {units.duration(run.memcpy_80mb.median_ns)}.",
             "",
         ]
+    lines += _stream(run)
     lines += _imports(run)
     lines += _summary(run)
     return "\n".join(lines) + "\n"

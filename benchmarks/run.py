@@ -28,11 +28,16 @@ import imports  # noqa: E402
 import measure  # noqa: E402
 import payloads  # noqa: E402
 import report  # noqa: E402
+import stream  # noqa: E402
 import suite  # noqa: E402
 from contenders import Serializers  # noqa: E402
 from model import RunResult  # noqa: E402
 
-IMPORTED_MODULES = ("freight.serialize", "globus_compute_sdk.serialize")
+IMPORTED_MODULES = (
+    "freight.serialize",
+    "globus_compute_sdk.serialize",
+    "globus_compute_sdk.serialize" + imports.ALONE,
+)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -86,12 +91,35 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--no-imports", action="store_true", help="skip the import-time measurement"
     )
+    parser.add_argument(
+        "--stream",
+        action="append",
+        metavar="CLASS[,CLASS]",
+        help="measure only these classes of the distinct-message stream"
+        " (repeatable): " + ", ".join(stream.STREAM_KEYS),
+    )
+    parser.add_argument(
+        "--no-stream",
+        action="store_true",
+        help="skip the distinct-message stream (the cold path)",
+    )
+    parser.add_argument(
+        "--stream-only",
+        action="store_true",
+        help="measure only the distinct-message stream (no payload rows, no imports)",
+    )
     args = parser.parse_args(argv)
     only = [k for item in args.only or [] for k in item.split(",") if k]
+    classes = [k for item in args.stream or [] for k in item.split(",") if k]
     try:
-        args.specs = payloads.select(only)
+        args.specs = [] if args.stream_only else payloads.select(only)
+        args.stream_specs = [] if args.no_stream else stream.select(classes)
     except ValueError as e:
         parser.error(str(e))
+    if args.stream_only:
+        args.no_imports = True
+        if args.save_baseline or args.compare:
+            parser.error("--stream-only has no payload rows to save or compare")
     if args.compare and not args.baseline.exists():
         parser.error(f"--compare: no baseline at {args.baseline}")
     return args
@@ -144,12 +172,19 @@ def measure_run(args: argparse.Namespace) -> RunResult:
         run.payloads.append(suite.run_payload(spec, serializers, settings))
         if spec.key == figures.ARRAY:
             run.memcpy_80mb = measure.memcpy_yardstick(80_000_000, settings)
+    run.stream_rounds = settings.repeats
+    for spec in args.stream_specs:
+        started = time.perf_counter()
+        run.stream.append(stream.run_stream(spec, settings.repeats, args.quick))
+        suite.log_progress(
+            f"  stream {spec.key:<11} {time.perf_counter() - started:6.1f} s"
+        )
     if not args.no_imports:
         runs = 3 if args.quick else 7
         for module in IMPORTED_MODULES:
             suite.log_progress(f"  import time: {module} ({runs} fresh interpreters)")
             run.imports.append(imports.import_time(module, runs))
-    run.figures = figures.check(run)
+    run.figures = figures.check(run) + stream.figures(run.stream)
     run.machine["load_average_1min_end"] = round(os.getloadavg()[0], 2)
     return run
 
@@ -166,12 +201,13 @@ def main(argv: list[str] | None = None) -> int:
         text += "\n" + comparison.markdown(args.tolerance)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.md").write_text(text)
-    (args.out / "results.json").write_text(
-        json.dumps(report.to_json(run, command), indent=2) + "\n"
-    )
-    import plot  # matplotlib is slow to import; only needed here
+    as_json = report.to_json(run, command)
+    as_json["stream"] = stream.to_json(run.stream)
+    (args.out / "results.json").write_text(json.dumps(as_json, indent=2) + "\n")
+    if run.payloads:
+        import plot  # matplotlib is slow to import; only needed here
 
-    plot.throughput_png(run, args.out / "throughput.png")
+        plot.throughput_png(run, args.out / "throughput.png")
     print(text)
     elapsed = time.perf_counter() - started
     print(

@@ -9,22 +9,28 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <limits.h>
 #include <string.h>
 
 /* Encoder calls with up to this many arguments (obj included) use the stack. */
 #define MAX_STACK_ARGS 8
+/* freight.serialize.binary's sizes (a test checks they agree). */
+#define SMALL_BODY 4096
+#define PREFIX_SIZE 12
+#define HEADER_SIZE 32
+#define BUFFER_ALIGNMENT 16
 
 typedef struct {
     PyObject_HEAD
     PyObject *strategy;      /* the data strategy */
     PyObject *to_frames;     /* strategy.to_frames */
     PyObject *encoders;      /* dict: type -> (function, *args) */
-    PyObject *heads;         /* dict: int -> bytes */
-    PyObject *make_header;   /* callable(size) -> bytes */
-    PyObject *assemble;      /* callable(body, buffers) -> tuple of frames */
+    PyObject *prefix;        /* bytes: the first 12 header bytes */
+    PyObject *meta;          /* bytes: the header's metadata */
     PyObject *code_frames;   /* callable(fn) -> tuple of frames */
     PyObject *encode_failed; /* callable(strategy, exc) -> exception */
-    PyObject *known;         /* dict: int -> (head, small, decode, strategy) */
+    PyObject *known;         /* dict: 12-byte prefix -> (decode, decode_frames,
+                                strategy, max_size, max_frames) */
     PyObject *loads_slow;    /* callable(data) */
     PyObject *loads_frames_slow; /* callable(frames) */
     PyObject *decode_failed; /* callable(strategy, exc) -> exception */
@@ -81,26 +87,29 @@ raise_from(PyObject *failed, PyObject *strategy)
 /* b"".join, for frame tuples the serializer assembled. */
 static PyObject *join_bytes;
 
-/* The header of a buffer-free message with a size-byte body: from heads, or
- * made by make_header. */
+static void put_le(char *out, unsigned long long value, int size);
+
+/* Write the header of a buffer-free message with a size-byte body at out:
+ * prefix, counts, meta (binary.buffer_free_header). */
+static void
+write_header(FastPath *self, char *out, Py_ssize_t size)
+{
+    Py_ssize_t meta_size = PyBytes_GET_SIZE(self->meta);
+    memcpy(out, PyBytes_AS_STRING(self->prefix), PREFIX_SIZE);
+    memset(out + PREFIX_SIZE, 0, HEADER_SIZE - PREFIX_SIZE);
+    put_le(out + 16, (unsigned long long)size, 8);
+    put_le(out + 24, (unsigned long long)meta_size, 4);
+    memcpy(out + HEADER_SIZE, PyBytes_AS_STRING(self->meta), (size_t)meta_size);
+}
+
+/* That header as bytes (made each time: faster than looking one up). */
 static PyObject *
 header_for(FastPath *self, Py_ssize_t size)
 {
-    PyObject *key = PyLong_FromSsize_t(size);
-    if (key == NULL) {
-        return NULL;
-    }
-    PyObject *header = PyDict_GetItemWithError(self->heads, key);
+    Py_ssize_t hsize = HEADER_SIZE + PyBytes_GET_SIZE(self->meta);
+    PyObject *header = PyBytes_FromStringAndSize(NULL, hsize);
     if (header != NULL) {
-        Py_INCREF(header);
-    }
-    else if (!PyErr_Occurred()) {
-        header = PyObject_CallOneArg(self->make_header, key);
-    }
-    Py_DECREF(key);
-    if (header != NULL && !PyBytes_CheckExact(header)) {
-        PyErr_SetString(PyExc_TypeError, "freight: a message header must be bytes");
-        Py_CLEAR(header);
+        write_header(self, PyBytes_AS_STRING(header), size);
     }
     return header;
 }
@@ -110,17 +119,12 @@ static PyObject *
 blob(FastPath *self, PyObject *body)
 {
     Py_ssize_t size = PyBytes_GET_SIZE(body);
-    PyObject *header = header_for(self, size);
-    if (header == NULL) {
-        return NULL;
-    }
-    Py_ssize_t hsize = PyBytes_GET_SIZE(header);
+    Py_ssize_t hsize = HEADER_SIZE + PyBytes_GET_SIZE(self->meta);
     PyObject *out = PyBytes_FromStringAndSize(NULL, hsize + size);
     if (out != NULL) {
-        memcpy(PyBytes_AS_STRING(out), PyBytes_AS_STRING(header), (size_t)hsize);
+        write_header(self, PyBytes_AS_STRING(out), size);
         memcpy(PyBytes_AS_STRING(out) + hsize, PyBytes_AS_STRING(body), (size_t)size);
     }
-    Py_DECREF(header);
     return out;
 }
 
@@ -216,6 +220,128 @@ checked_pair(FastPath *self, PyObject *obj)
     return frames;
 }
 
+static void
+put_le(char *out, unsigned long long value, int size)
+{
+    for (int i = 0; i < size; i++) {
+        out[i] = (char)(value >> (8 * i));
+    }
+}
+
+static unsigned long long
+get_le(const char *in, int size)
+{
+    unsigned long long value = 0;
+    for (int i = size - 1; i >= 0; i--) {
+        value = (value << 8) | (unsigned char)in[i];
+    }
+    return value;
+}
+
+/* The size in bytes of a buffer-protocol object; -1 with an error set. */
+static Py_ssize_t
+buffer_size(PyObject *obj)
+{
+    if (PyBytes_CheckExact(obj)) {
+        return PyBytes_GET_SIZE(obj);
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(obj, &view, PyBUF_FULL_RO) < 0) {
+        return -1;
+    }
+    Py_ssize_t size = view.len;
+    PyBuffer_Release(&view);
+    return size;
+}
+
+/* The header of a message with body and buffers (a sequence from PySequence_Fast):
+ * as binary.message_header(prefix, body, buffers, meta). */
+static PyObject *
+buffers_header(FastPath *self, PyObject *body, PyObject *seq)
+{
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    PyObject **items = PySequence_Fast_ITEMS(seq);
+    Py_ssize_t body_size = buffer_size(body);
+    if (body_size < 0) {
+        return NULL;
+    }
+    Py_ssize_t meta_size = PyBytes_GET_SIZE(self->meta);
+    Py_ssize_t unpadded = HEADER_SIZE + 8 * n + meta_size + body_size;
+    Py_ssize_t pad = (BUFFER_ALIGNMENT - unpadded % BUFFER_ALIGNMENT) % BUFFER_ALIGNMENT;
+    Py_ssize_t size = HEADER_SIZE + 8 * n + meta_size + pad;
+    PyObject *header = PyBytes_FromStringAndSize(NULL, size);
+    if (header == NULL) {
+        return NULL;
+    }
+    char *out = PyBytes_AS_STRING(header);
+    memcpy(out, PyBytes_AS_STRING(self->prefix), PREFIX_SIZE);
+    put_le(out + 12, (unsigned long long)n, 4);
+    put_le(out + 16, (unsigned long long)body_size, 8);
+    put_le(out + 24, (unsigned long long)(meta_size + pad), 4);
+    memset(out + 28, 0, 4);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_ssize_t length = buffer_size(items[i]);
+        if (length < 0) {
+            Py_DECREF(header);
+            return NULL;
+        }
+        put_le(out + HEADER_SIZE + 8 * i, (unsigned long long)length, 8);
+    }
+    char *meta_out = out + HEADER_SIZE + 8 * n;
+    memcpy(meta_out, PyBytes_AS_STRING(self->meta), (size_t)meta_size);
+    memset(meta_out + meta_size, ' ', (size_t)pad);
+    return header;
+}
+
+/* The frames of a message to_frames made, (body, buffers), as a list:
+ * [header, body, *buffers]; a body or buffer without the buffer protocol
+ * raises encode_failed(strategy, exc) from it. */
+static PyObject *
+message_frames(FastPath *self, PyObject *body, PyObject *buffers, int has_buffers)
+{
+    PyObject *out = NULL;
+    if (!has_buffers) {
+        Py_ssize_t size = buffer_size(body);
+        PyObject *header = size < 0 ? NULL : header_for(self, size);
+        if (header != NULL) {
+            out = PyList_New(2);
+            if (out == NULL) {
+                Py_DECREF(header);
+            }
+            else {
+                Py_INCREF(body);
+                PyList_SET_ITEM(out, 0, header);
+                PyList_SET_ITEM(out, 1, body);
+            }
+        }
+    }
+    else {
+        PyObject *seq = PySequence_Fast(buffers, "to_frames: buffers must be a sequence");
+        if (seq != NULL) {
+            PyObject *header = buffers_header(self, body, seq);
+            Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+            if (header != NULL && (out = PyList_New(n + 2)) != NULL) {
+                PyList_SET_ITEM(out, 0, header);
+                Py_INCREF(body);
+                PyList_SET_ITEM(out, 1, body);
+                PyObject **items = PySequence_Fast_ITEMS(seq);
+                for (Py_ssize_t i = 0; i < n; i++) {
+                    Py_INCREF(items[i]);
+                    PyList_SET_ITEM(out, i + 2, items[i]);
+                }
+            }
+            else {
+                Py_XDECREF(header);
+            }
+            Py_DECREF(seq);
+        }
+    }
+    if (out == NULL) {
+        raise_from(self->encode_failed, self->strategy);
+    }
+    return out;
+}
+
 /* A frame tuple as one blob or as a list. */
 static PyObject *
 finish(PyObject *frames, int as_blob)
@@ -253,10 +379,14 @@ encode(FastPath *self, PyObject *obj, int as_blob)
         }
         body = PyTuple_GET_ITEM(pair, 0);
         if (has_buffers || !PyBytes_CheckExact(body)) {
-            PyObject *frames = PyObject_CallFunctionObjArgs(
-                self->assemble, body, buffers, NULL);
+            PyObject *frames = message_frames(self, body, buffers, has_buffers);
             Py_DECREF(pair);
-            return finish(frames, as_blob);
+            if (frames == NULL || !as_blob) {
+                return frames;
+            }
+            PyObject *out = PyObject_CallOneArg(join_bytes, frames);
+            Py_DECREF(frames);
+            return out;
         }
         Py_INCREF(body);
         Py_DECREF(pair);
@@ -278,31 +408,55 @@ fast_dumps_frames(FastPath *self, PyObject *obj)
     return encode(self, obj, 0);
 }
 
-/* data[start:] as bytes (small) or as a memoryview of data. */
+/* obj's memory as a flat memoryview of bytes (format "B"), as
+ * binary.byte_view; NULL without an error set when it has none (no buffer
+ * protocol, not C-contiguous, or an Exception on the way), NULL with an error
+ * set only for something that is not an Exception (KeyboardInterrupt ...). */
 static PyObject *
-body_of(PyObject *data, Py_ssize_t start, int small)
+byte_view(PyObject *obj)
 {
-    Py_ssize_t end = PyBytes_GET_SIZE(data);
-    if (small) {
-        return PyBytes_FromStringAndSize(PyBytes_AS_STRING(data) + start, end - start);
+    PyObject *view = PyMemoryView_FromObject(obj);
+    if (view != NULL) {
+        Py_buffer *b = PyMemoryView_GET_BUFFER(view);
+        if (!PyBuffer_IsContiguous(b, 'C')) {
+            Py_CLEAR(view);
+        }
+        else if (b->ndim != 1 || b->itemsize != 1
+                 || (b->format != NULL && strcmp(b->format, "B") != 0)) {
+            Py_SETREF(view, PyObject_CallMethod(view, "cast", "s", "B"));
+        }
     }
-    PyObject *view = PyMemoryView_FromObject(data);
-    if (view == NULL) {
-        return NULL;
+    if (view == NULL && PyErr_Occurred() && PyErr_ExceptionMatches(PyExc_Exception)) {
+        PyErr_Clear();
     }
-    PyObject *slice = PySequence_GetSlice(view, start, end);
-    Py_DECREF(view);
-    return slice;
+    return view;
 }
 
-/* The learned entry for a message of size bytes, checked to be a 4-tuple
- * (head, small, decode, strategy) with a bytes head: a new reference, since
- * what follows may run code that changes the table; NULL, without an error set,
- * when there is none. */
-static PyObject *
-learned(FastPath *self, Py_ssize_t size)
+/* A limit from a learned entry as a long long (a huge one saturates). */
+static int
+as_limit(PyObject *value, long long *out)
 {
-    PyObject *key = PyLong_FromSsize_t(size);
+    if (!PyLong_Check(value)) {
+        PyErr_SetString(PyExc_TypeError, "freight: a malformed learned entry");
+        return -1;
+    }
+    int overflow = 0;
+    long long limit = PyLong_AsLongLongAndOverflow(value, &overflow);
+    if (limit == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    *out = overflow > 0 ? LLONG_MAX : (overflow < 0 ? -1 : limit);
+    return 0;
+}
+
+/* The learned entry for the header prefix at p, checked to be a 5-tuple
+ * (decode, decode_frames, strategy, max_size, max_frames): a new reference,
+ * since what follows may run code that changes the table; NULL, without an
+ * error set, when there is none. */
+static PyObject *
+learned(FastPath *self, const char *p, long long *max_size, long long *max_frames)
+{
+    PyObject *key = PyBytes_FromStringAndSize(p, PREFIX_SIZE);
     if (key == NULL) {
         return NULL;
     }
@@ -311,89 +465,279 @@ learned(FastPath *self, Py_ssize_t size)
     if (entry == NULL) {
         return NULL;
     }
-    if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 4
-        || !PyBytes_CheckExact(PyTuple_GET_ITEM(entry, 0))) {
-        PyErr_SetString(PyExc_TypeError, "freight: a malformed learned header");
+    if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 5) {
+        PyErr_SetString(PyExc_TypeError, "freight: a malformed learned entry");
+        return NULL;
+    }
+    if (as_limit(PyTuple_GET_ITEM(entry, 3), max_size) < 0
+        || as_limit(PyTuple_GET_ITEM(entry, 4), max_frames) < 0) {
         return NULL;
     }
     Py_INCREF(entry);
     return entry;
 }
 
-/* The entry's decode(body); an Exception raises decode_failed(strategy, exc). */
+/* The entry's decode(body), or decode_frames(body, buffers) when there are
+ * buffers; an Exception raises decode_failed(strategy, exc). */
 static PyObject *
-decode_with(FastPath *self, PyObject *entry, PyObject *body)
+run_decoder(FastPath *self, PyObject *entry, PyObject *body, PyObject *buffers)
 {
-    PyObject *result = PyObject_CallOneArg(PyTuple_GET_ITEM(entry, 2), body);
+    PyObject *result;
+    if (buffers != NULL) {
+        PyObject *args[2] = {body, buffers};
+        result = PyObject_Vectorcall(PyTuple_GET_ITEM(entry, 1), args, 2, NULL);
+    }
+    else {
+        result = PyObject_CallOneArg(PyTuple_GET_ITEM(entry, 0), body);
+    }
     if (result == NULL) {
-        raise_from(self->decode_failed, PyTuple_GET_ITEM(entry, 3));
+        raise_from(self->decode_failed, PyTuple_GET_ITEM(entry, 2));
     }
     return result;
+}
+
+/* Body and buffers of the blob p[0:size] (data's memory; *view a byte view of
+ * it or NULL, made here when slices are needed) whose prefix is learned: 1
+ * with *body and *buffers set (new references; *buffers stays NULL without
+ * buffers), 0 when its lengths do not add up, -1 with an error set. */
+static int
+blob_parts(PyObject *data, PyObject **view, const char *p, Py_ssize_t size,
+           long long max_size, long long max_frames, PyObject **body,
+           PyObject **buffers)
+{
+    unsigned long long n = get_le(p + 12, 4), body_len = get_le(p + 16, 8);
+    unsigned long long meta_len = get_le(p + 24, 4), reserved = get_le(p + 28, 4);
+    if (reserved || (long long)n > max_frames || (long long)size > max_size
+        || (unsigned long long)(size - HEADER_SIZE) / 8 < n) {
+        return 0;
+    }
+    unsigned long long remaining = (unsigned long long)size - HEADER_SIZE - 8 * n;
+    if (meta_len > remaining) {
+        return 0;
+    }
+    remaining -= meta_len;
+    if (body_len > remaining) {
+        return 0;
+    }
+    remaining -= body_len;
+    for (unsigned long long i = 0; i < n; i++) {
+        unsigned long long length = get_le(p + HEADER_SIZE + 8 * i, 8);
+        if (length > remaining) {
+            return 0;
+        }
+        remaining -= length;
+    }
+    if (remaining != 0) {
+        return 0;
+    }
+    Py_ssize_t start = (Py_ssize_t)(HEADER_SIZE + 8 * n + meta_len);
+    Py_ssize_t end = start + (Py_ssize_t)body_len;
+    if ((n > 0 || body_len > SMALL_BODY) && *view == NULL) {
+        *view = byte_view(data);
+        if (*view == NULL) {
+            return PyErr_Occurred() ? -1 : 0;
+        }
+    }
+    *body = body_len <= SMALL_BODY
+                ? PyBytes_FromStringAndSize(p + start, (Py_ssize_t)body_len)
+                : PySequence_GetSlice(*view, start, end);
+    if (*body == NULL) {
+        return -1;
+    }
+    if (n == 0) {
+        return 1;
+    }
+    *buffers = PyList_New((Py_ssize_t)n);
+    if (*buffers == NULL) {
+        return -1;
+    }
+    for (unsigned long long i = 0; i < n; i++) {
+        Py_ssize_t length = (Py_ssize_t)get_le(p + HEADER_SIZE + 8 * i, 8);
+        PyObject *slice = PySequence_GetSlice(*view, end, end + length);
+        if (slice == NULL) {
+            return -1;
+        }
+        PyList_SET_ITEM(*buffers, (Py_ssize_t)i, slice);
+        end += length;
+    }
+    return 1;
 }
 
 static PyObject *
 fast_loads(FastPath *self, PyObject *data)
 {
-    if (!PyBytes_CheckExact(data)) {
-        return PyObject_CallOneArg(self->loads_slow, data);
-    }
-    PyObject *entry = learned(self, PyBytes_GET_SIZE(data));
-    if (entry == NULL) {
-        return PyErr_Occurred() ? NULL : PyObject_CallOneArg(self->loads_slow, data);
-    }
-    PyObject *result;
-    PyObject *head = PyTuple_GET_ITEM(entry, 0);
-    Py_ssize_t start = PyBytes_GET_SIZE(head);
-    if (start > PyBytes_GET_SIZE(data)
-        || memcmp(PyBytes_AS_STRING(data), PyBytes_AS_STRING(head), (size_t)start)) {
-        result = PyObject_CallOneArg(self->loads_slow, data);
+    PyObject *view = NULL, *entry = NULL, *body = NULL, *buffers = NULL;
+    PyObject *result = NULL;
+    const char *p;
+    Py_ssize_t size;
+    long long max_size, max_frames;
+    if (PyBytes_CheckExact(data)) {
+        p = PyBytes_AS_STRING(data);
+        size = PyBytes_GET_SIZE(data);
     }
     else {
-        PyObject *body = body_of(data, start, PyTuple_GET_ITEM(entry, 1) == Py_True);
-        result = body == NULL ? NULL : decode_with(self, entry, body);
-        Py_XDECREF(body);
+        view = byte_view(data);
+        if (view == NULL) {
+            if (PyErr_Occurred()) {
+                return NULL;
+            }
+            goto slow;
+        }
+        p = PyMemoryView_GET_BUFFER(view)->buf;
+        size = PyMemoryView_GET_BUFFER(view)->len;
     }
-    Py_DECREF(entry);
+    if (size < HEADER_SIZE) {
+        goto slow;
+    }
+    entry = learned(self, p, &max_size, &max_frames);
+    if (entry == NULL) {
+        if (PyErr_Occurred()) {
+            goto done;
+        }
+        goto slow;
+    }
+    int found = blob_parts(data, &view, p, size, max_size, max_frames, &body, &buffers);
+    if (found < 0) {
+        goto done;
+    }
+    if (found > 0) {
+        result = run_decoder(self, entry, body, buffers);
+        goto done;
+    }
+slow:
+    result = PyObject_CallOneArg(self->loads_slow, data);
+done:
+    Py_XDECREF(view);
+    Py_XDECREF(entry);
+    Py_XDECREF(body);
+    Py_XDECREF(buffers);
     return result;
+}
+
+/* The memory of frame (any buffer): *p and *size, with *view set to a byte view
+ * holding it unless frame is bytes: 1; 0 if it has none; -1 with an error. */
+static int
+frame_memory(PyObject *frame, PyObject **view, const char **p, Py_ssize_t *size)
+{
+    if (PyBytes_CheckExact(frame)) {
+        *p = PyBytes_AS_STRING(frame);
+        *size = PyBytes_GET_SIZE(frame);
+        return 1;
+    }
+    *view = byte_view(frame);
+    if (*view == NULL) {
+        return PyErr_Occurred() ? -1 : 0;
+    }
+    *p = PyMemoryView_GET_BUFFER(*view)->buf;
+    *size = PyMemoryView_GET_BUFFER(*view)->len;
+    return 1;
 }
 
 static PyObject *
 fast_loads_frames(FastPath *self, PyObject *frames)
 {
-    if (!PyList_CheckExact(frames) || PyList_GET_SIZE(frames) != 2) {
-        return PyObject_CallOneArg(self->loads_frames_slow, frames);
+    PyObject *items = NULL, *header_view = NULL, *entry = NULL, *body = NULL;
+    PyObject *buffers = NULL, *result = NULL;
+    long long max_size, max_frames;
+    const char *p;
+    Py_ssize_t hsize;
+    if (!PyList_CheckExact(frames) && !PyTuple_CheckExact(frames)) {
+        goto slow;
     }
-    PyObject *header = PyList_GET_ITEM(frames, 0);
-    PyObject *body = PyList_GET_ITEM(frames, 1);
-    if (!PyBytes_CheckExact(header) || !PyBytes_CheckExact(body)) {
-        return PyObject_CallOneArg(self->loads_frames_slow, frames);
+    /* A tuple of its own: the list may change while buffers are exported. */
+    items = PySequence_Tuple(frames);
+    if (items == NULL) {
+        return NULL;
     }
-    Py_ssize_t hsize = PyBytes_GET_SIZE(header);
-    PyObject *entry = learned(self, hsize + PyBytes_GET_SIZE(body));
+    Py_ssize_t count = PyTuple_GET_SIZE(items);
+    if (count < 2) {
+        goto slow;
+    }
+    int found = frame_memory(PyTuple_GET_ITEM(items, 0), &header_view, &p, &hsize);
+    if (found <= 0) {
+        goto fail_or_slow;
+    }
+    if (hsize < HEADER_SIZE) {
+        goto slow;
+    }
+    entry = learned(self, p, &max_size, &max_frames);
     if (entry == NULL) {
-        return PyErr_Occurred() ? NULL
-                                : PyObject_CallOneArg(self->loads_frames_slow, frames);
+        goto fail_or_slow;
     }
-    PyObject *result;
-    PyObject *head = PyTuple_GET_ITEM(entry, 0);
-    if (PyBytes_GET_SIZE(head) != hsize
-        || memcmp(PyBytes_AS_STRING(header), PyBytes_AS_STRING(head), (size_t)hsize)) {
-        result = PyObject_CallOneArg(self->loads_frames_slow, frames);
+    unsigned long long n = get_le(p + 12, 4), body_len = get_le(p + 16, 8);
+    unsigned long long meta_len = get_le(p + 24, 4), reserved = get_le(p + 28, 4);
+    if (reserved || (long long)n > max_frames || (unsigned long long)count != n + 2
+        || (unsigned long long)hsize != HEADER_SIZE + 8 * n + meta_len) {
+        goto slow;
+    }
+    PyObject *frame = PyTuple_GET_ITEM(items, 1);
+    Py_ssize_t blen;
+    if (PyBytes_CheckExact(frame)) {
+        Py_INCREF(frame);
+        body = frame;
+        blen = PyBytes_GET_SIZE(frame);
     }
     else {
-        /* The body may leave its list while decode runs. */
-        Py_INCREF(body);
-        result = decode_with(self, entry, body);
-        Py_DECREF(body);
+        body = byte_view(frame);
+        if (body == NULL) {
+            goto fail_or_slow;
+        }
+        blen = PyMemoryView_GET_BUFFER(body)->len;
+        if (blen <= SMALL_BODY) {
+            Py_SETREF(body, PyBytes_FromStringAndSize(
+                                PyMemoryView_GET_BUFFER(body)->buf, blen));
+            if (body == NULL) {
+                goto done;
+            }
+        }
     }
-    Py_DECREF(entry);
+    if ((unsigned long long)blen != body_len) {
+        goto slow;
+    }
+    unsigned long long total = (unsigned long long)hsize + body_len;
+    if (n > 0) {
+        buffers = PyList_New((Py_ssize_t)n);
+        if (buffers == NULL) {
+            goto done;
+        }
+        for (Py_ssize_t i = 0; i < (Py_ssize_t)n; i++) {
+            PyObject *view = byte_view(PyTuple_GET_ITEM(items, i + 2));
+            if (view == NULL) {
+                goto fail_or_slow;
+            }
+            PyList_SET_ITEM(buffers, i, view);
+            unsigned long long length = (unsigned long long)PyMemoryView_GET_BUFFER(view)->len;
+            if (length != get_le(p + HEADER_SIZE + 8 * i, 8)) {
+                goto slow;
+            }
+            total += length;
+        }
+    }
+    if (max_size < 0 || total > (unsigned long long)max_size) {
+        goto slow;
+    }
+    result = run_decoder(self, entry, body, buffers);
+    goto done;
+fail_or_slow:
+    if (PyErr_Occurred()) {
+        goto done;
+    }
+slow:
+    result = PyObject_CallOneArg(self->loads_frames_slow, frames);
+done:
+    Py_XDECREF(items);
+    Py_XDECREF(header_view);
+    Py_XDECREF(entry);
+    Py_XDECREF(body);
+    Py_XDECREF(buffers);
     return result;
 }
 
 /* The constructor's arguments, in order; each is kept in the field of its name. */
 #define ARGUMENT_FIELDS(X)                                                          \
-    X(strategy) X(encoders) X(heads) X(make_header) X(assemble) X(code_frames)      \
-    X(encode_failed) X(known) X(loads_slow) X(loads_frames_slow) X(decode_failed)
+    X(strategy) X(encoders) X(prefix) X(meta)                                       \
+    X(code_frames) X(encode_failed) X(known) X(loads_slow) X(loads_frames_slow)     \
+    X(decode_failed)
 #define ALL_FIELDS(X) ARGUMENT_FIELDS(X) X(to_frames)
 
 static int
@@ -405,12 +749,16 @@ fast_init(FastPath *self, PyObject *args, PyObject *kwds)
 #define DECLARE(field) PyObject *field;
     ARGUMENT_FIELDS(DECLARE)
 #undef DECLARE
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO!O!OOOOO!OOO:FastPath", names,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO!O!O!OOO!OOO:FastPath", names,
                                      &strategy, &PyDict_Type, &encoders,
-                                     &PyDict_Type, &heads, &make_header, &assemble,
+                                     &PyBytes_Type, &prefix, &PyBytes_Type, &meta,
                                      &code_frames, &encode_failed, &PyDict_Type,
                                      &known, &loads_slow, &loads_frames_slow,
                                      &decode_failed)) {
+        return -1;
+    }
+    if (PyBytes_GET_SIZE(prefix) != PREFIX_SIZE) {
+        PyErr_SetString(PyExc_ValueError, "FastPath: prefix must be 12 bytes");
         return -1;
     }
     PyObject *to_frames = PyObject_GetAttrString(strategy, "to_frames");
@@ -605,6 +953,10 @@ PyInit__accel(void)
     }
     PyObject *module = PyModule_Create(&accel_module);
     if (module == NULL) {
+        return NULL;
+    }
+    if (PyModule_AddIntConstant(module, "SMALL_BODY", SMALL_BODY) < 0) {
+        Py_DECREF(module);
         return NULL;
     }
     Py_INCREF(&FastPathType);

@@ -6,3 +6,6 @@ from freight.serialize.binary import py_utf8_buffer as utf8_buffer
 from freight.serialize.fastpath import PyFastPath as FastPath
 
 __all__ = ["FastPath", "utf8_buffer"]
+
+#: The C twin's copy of ``binary.SMALL_BODY`` (a test checks they agree).
+SMALL_BODY: int

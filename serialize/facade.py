@@ -297,10 +297,10 @@ class ComputeSerializer:
         self._cache = FunctionCache() if cache_code else None
         self._heads: dict[SerializationStrategy, _Headers] = {}
         # Decoders that passed the allowlist and the policy, by identifier, and
-        # headers of buffer-free messages decoded before, by message length (see
+        # what decodes a binary message, by its 12-byte header prefix (see
         # _learn): verdicts under the settings below, forgotten when one changes.
         self._admitted: dict[str, SerializationStrategy] = {}
-        self._known: dict[int, _Known] = {}
+        self._known: dict[bytes, _Known] = {}
         self._code_serializer = self._select(
             strategy_code, DEFAULT_CODE_STRATEGY, for_code=True
         )
@@ -390,9 +390,8 @@ class ComputeSerializer:
         self._fast: fastpath.FastPathLike = fastpath.FastPath(
             strategy=strategy,
             encoders=_encoders(strategy),
-            heads=heads.small,
-            make_header=heads.header,
-            assemble=self._data_frames,
+            prefix=heads.prefix,
+            meta=heads.meta,
             code_frames=self._code_frames,
             encode_failed=_encode_failure,
             known=self._known,
@@ -400,6 +399,10 @@ class ComputeSerializer:
             loads_frames_slow=self._loads_frames_slow,
             decode_failed=_decode_failure,
         )
+        # This serializer's own strategies are decided now, once, not on the
+        # first message: a fresh serializer's first message is as fast as any.
+        for own in (self._data_serializer, self._code_serializer):
+            self._learn_own(own)
         # The four per-message methods only forward to the fast path; bound on the
         # instance, a call skips that Python frame (15-20% of a small message).
         # A subclass that overrides one keeps its override.
@@ -579,12 +582,6 @@ class ComputeSerializer:
             table.put(fn, frames)
         return frames
 
-    def _data_frames(
-        self, body: BufferLike, buffers: list[BufferLike]
-    ) -> tuple[Any, ...]:
-        """The frames of a data message the fast path did not assemble itself."""
-        return self._assemble(self._data_serializer, body, buffers)
-
     def dumps_frames(self, obj: Any) -> list[BufferLike]:
         """The binary message for ``obj`` as frames: ``[header, body, *buffers]``.
 
@@ -625,9 +622,9 @@ class ComputeSerializer:
         allowlist before any of the body is decoded.  Raises
         ``DeserializationError``.
         """
-        # A buffer-free message whose header (metadata included) equals one that
-        # this serializer parsed, checked and admitted decodes at once: same
-        # verdict (see _learn).
+        # A message whose header prefix is one this serializer parsed, checked
+        # and admitted before decodes once its lengths add up: same verdict
+        # (see _learn).
         return self._fast.loads(data)
 
     def _loads_slow(self, data: BufferLike) -> Any:
@@ -641,7 +638,7 @@ class ComputeSerializer:
 
     def loads_frames(self, frames: Sequence[BufferLike]) -> Any:
         """The object a ``dumps_frames`` frame list represents (see ``loads``)."""
-        # As in loads(); a header frame exactly a learned head decodes at once.
+        # As in loads().
         return self._fast.loads_frames(frames)
 
     def _loads_frames_slow(self, frames: Sequence[BufferLike]) -> Any:
@@ -659,32 +656,59 @@ class ComputeSerializer:
         return self._decode(binary.parse_message(frames, self.limits), learn=True)
 
     def _learn(self, message: binary.Message, strategy: SerializationStrategy) -> None:
-        """Remember a decoded buffer-free message's header for the fast paths of
-        ``loads`` / ``loads_frames``, by message length.
+        """Remember what decodes messages with ``message``'s 12-byte header prefix,
+        for the fast paths of ``loads`` / ``loads_frames`` (``fastpath``).
 
-        Called only for a message whose header passed every check of the slow
-        path and that this Python made (so no version warning), so finding the
-        same header bytes again -- metadata included, at the same message length
-        -- stands for those checks.
-        At most ``_MAX_KNOWN_HEADERS`` are kept; a full table starts afresh.
+        Called only for a message whose header passed every check of the general
+        path, so the same prefix again (magic, format version, flags, producer
+        Python, identifier) stands for those checks and for the allowlist and
+        policy verdict on its identifier; the fast path checks the rest of each
+        header (the lengths) itself.  Not learned: messages from another Python
+        (they may need a warning) and flags outside ``binary.LEARNABLE_FLAGS``
+        (they change how frames are read).  The metadata is never read here.
+        At most ``_MAX_KNOWN_HEADERS`` prefixes are kept; a full table starts
+        afresh.
         """
-        header = message.header
-        start = header.end + header.metadata_length
-        end = start + header.body_length
-        if end > self.limits.max_size:
+        prefix = message.header.prefix
+        if message.python != _PYTHON or prefix[5] & ~binary.LEARNABLE_FLAGS:
             return
-        decode = self._body_decoder(strategy)
+        self._learn_prefix(prefix, strategy)
+
+    def _learn_own(self, strategy: SerializationStrategy) -> None:
+        """Learn the prefix of ``strategy``'s messages made by this process, if
+        the allowlist and the policy admit its identifier (as the first such
+        message would, on the general path)."""
+        try:
+            admitted = self._admitted.get(strategy.identifier) or self._admit(
+                strategy.identifier
+            )
+        except DeserializationError:
+            return  # refused: its messages take the general path, which says so
+        heads = self._heads.get(admitted) or self._head_for(admitted)
+        if heads.prefix[5] & ~binary.LEARNABLE_FLAGS == 0:
+            self._learn_prefix(heads.prefix, admitted)
+
+    def _learn_prefix(self, prefix: bytes, strategy: SerializationStrategy) -> None:
         known = self._known
         if len(known) >= _MAX_KNOWN_HEADERS:
             known.clear()
-        known[end] = _Known(
-            binary.buffer_free_header(
-                header.prefix, header.body_length, bytes(message.metadata)
-            ),
-            header.body_length <= _SMALL_BODY,
-            decode,
+        limits = self._limits
+        known[prefix] = _Known(
+            self._body_decoder(strategy),
+            self._frames_decoder(strategy),
             strategy,
+            limits.max_size,
+            limits.max_frames,
         )
+
+    def _frames_decoder(
+        self, strategy: SerializationStrategy
+    ) -> Callable[[bytes | memoryview, list[memoryview]], Any]:
+        """``strategy.from_frames``, run under this serializer's limits."""
+        limits = self._limits
+        if limits is DEFAULT_LIMITS:
+            return strategy.from_frames
+        return functools.partial(run_within, limits, strategy.from_frames)
 
     def _body_decoder(
         self, strategy: SerializationStrategy
@@ -703,8 +727,8 @@ class ComputeSerializer:
         *,
         learn: bool = False,
     ) -> Any:
-        """Decode a parsed message; with ``learn``, remember its header for the
-        fast paths if it has no buffers and its decoder is admitted for good."""
+        """Decode a parsed message; with ``learn``, remember its header prefix
+        for the fast paths (``_learn``)."""
         if strategy is None:
             strategy = self._decoder_for(message)
         try:
@@ -716,7 +740,7 @@ class ComputeSerializer:
                     error.__cause__ or error
                 )
             raise
-        if learn and not message.buffers and message.python == _PYTHON:
+        if learn:
             self._learn(message, strategy)
         return result
 
@@ -898,16 +922,18 @@ class ComputeSerializer:
 
 
 class _Known(NamedTuple):
-    """A learned header: its bytes, and what decodes the body after it."""
+    """What decodes a message with a learned header prefix (``fastpath``)."""
 
-    #: The whole header, metadata included (the header frame, or a blob's start).
-    head: bytes
-    #: Whether the body is at most ``binary.SMALL_BODY`` bytes (handed over as
-    #: bytes rather than as a view).
-    small: bool
-    #: The strategy's ``body_decoder()`` under the serializer's limits.
+    #: The strategy's ``body_decoder()`` under the serializer's limits: for a
+    #: message without out-of-band buffers.
     decode: Callable[[bytes | memoryview], Any]
+    #: Its ``from_frames`` under the serializer's limits: for one with buffers.
+    decode_frames: Callable[[bytes | memoryview, list[memoryview]], Any]
     strategy: SerializationStrategy
+    #: The serializer's ``Limits.max_size`` and ``max_frames``, which the fast
+    #: path checks against each message's lengths.
+    max_size: int
+    max_frames: int
 
 
 class _Headers:
@@ -939,8 +965,7 @@ class VersionMismatchWarning(UserWarning):
 
 
 _PYTHON = sys.version_info[:2]
-_SMALL_BODY = binary.SMALL_BODY
-#: How many headers the decode fast paths remember (see ``_learn``).
+#: How many header prefixes the decode fast paths remember (see ``_learn``).
 _MAX_KNOWN_HEADERS = 4096
 
 
