@@ -53,6 +53,14 @@ from freight.serialize.strategy import (
     SerializationStrategy,
     TextStrategy,
 )
+from freight.serialize.stream import (
+    BufferTooSmallError,
+    FrameReader,
+    Layout,
+    prefix_length,
+    read_frames,
+    read_layout,
+)
 from freight.serialize.text import IDENTIFIER_LENGTH, pack_buffers, unpack_buffers
 
 __all__ = [
@@ -63,13 +71,16 @@ __all__ = [
     "IDENTIFIER_LENGTH",
     "AllowlistWildcard",
     "BodyEncoder",
+    "BufferTooSmallError",
     "BytesStrategy",
     "ComboSerializationStrategy",
     "ComputeSerializer",
     "DeserializationError",
     "DeserializerAllowlist",
     "ExceptionLimits",
+    "FrameReader",
     "IdentifierPolicyError",
+    "Layout",
     "Limits",
     "PluginError",
     "PluginInfo",
@@ -91,6 +102,9 @@ __all__ = [
     "exception_to_dict",
     "hookimpl",
     "pack_buffers",
+    "prefix_length",
+    "read_frames",
+    "read_layout",
     "unpack_buffers",
 ]
 
