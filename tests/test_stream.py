@@ -5,6 +5,7 @@ sockets, hostile and truncated peers, one-frame and coalesced frame lists."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import struct
 import tracemalloc
 from typing import Any
@@ -21,8 +22,8 @@ from freight.serialize import (
     Limits,
     read_frames,
     read_layout,
+    stream,
 )
-from freight.serialize import stream
 from freight.serialize.binary import MESSAGE_MAGIC
 
 SAMPLES: list[Any] = [
@@ -38,7 +39,7 @@ def same(a: Any, b: Any) -> bool:
     if isinstance(a, np.ndarray):
         return isinstance(b, np.ndarray) and np.array_equal(a, b)
     if isinstance(a, list):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=False))
     return bool(a == b)
 
 
@@ -119,17 +120,19 @@ def test_frame_reader_yields_the_same_messages_whatever_the_chunking(
     points = sorted({0, len(wire), *(c % (len(wire) + 1) for c in cuts)})
     reader = FrameReader()
     units = []
-    for start, end in zip(points, points[1:]):
+    for start, end in itertools.pairwise(points):
         units.extend(reader.feed(wire[start:end]))
     reader.eof()
     assert len(units) == len(SAMPLES) + 1
-    for unit, expected in zip(units, SAMPLES):
+    for unit, expected in zip(units, SAMPLES, strict=False):
         assert not stream.is_bundle(unit)
         assert same(serde.loads_frames(unit), expected)
     assert stream.is_bundle(units[-1])
     assert all(
         same(a, b)
-        for a, b in zip(serde.unpack_frames_and_deserialize(units[-1]), SAMPLES[:3])
+        for a, b in zip(
+            serde.unpack_frames_and_deserialize(units[-1]), SAMPLES[:3], strict=False
+        )
     )
 
 
@@ -162,7 +165,7 @@ def test_frame_reader_fails_for_good_after_a_bad_header() -> None:
 def test_frame_reader_checks_the_size_of_a_whole_bundle() -> None:
     serde = ComputeSerializer()
     bundle = b"".join(serde.pack_frames([serde.dumps_frames(b"x" * 600)] * 3))
-    with pytest.raises(DeserializationError, match="the bundle .* max_size=1000"):
+    with pytest.raises(DeserializationError, match=r"the bundle .* max_size=1000"):
         FrameReader(Limits(max_size=1000)).feed(bundle)
 
 
@@ -245,7 +248,7 @@ def test_read_frames_over_a_real_asyncio_connection() -> None:
             return got
 
     got = asyncio.run(main())
-    assert all(same(a, b) for a, b in zip(got, SAMPLES))
+    assert all(same(a, b) for a, b in zip(got, SAMPLES, strict=False))
     assert got[-1] == [len, (1,), {}]
 
 
@@ -260,7 +263,7 @@ def _hostile_exchange(payload: bytes, limits: Limits) -> BaseException | None:
         try:
             await read_frames(reader, limits)
             seen.append(None)
-        except BaseException as error:  # noqa: BLE001 - recorded for the test
+        except BaseException as error:
             seen.append(error)
         writer.close()
 
@@ -335,11 +338,11 @@ def test_a_buffered_protocol_with_frame_reader_receives_messages() -> None:
 
     asyncio.run(main())
     assert len(received) == len(SAMPLES) + 1
-    assert all(same(a, b) for a, b in zip(received, SAMPLES))
+    assert all(same(a, b) for a, b in zip(received, SAMPLES, strict=False))
     assert np.array_equal(received[-1], np.arange(300_000.0))
 
 
-# -- one-frame and coalesced frame lists --------------------------------------------------
+# -- one-frame and coalesced frame lists -----------------------------------------------
 
 
 @pytest.mark.parametrize("obj", SAMPLES, ids=lambda o: type(o).__name__)
@@ -400,7 +403,7 @@ def test_a_frame_split_across_buffers_is_rejected() -> None:
         stream.split_frames([blob, b"x"])
 
 
-# -- buffers at the front of larger ones ------------------------------------------------
+# -- buffers at the front of larger ones -----------------------------------------------
 
 
 def test_dumps_into_and_loads_prefix_walk_a_buffer_of_several_messages() -> None:
@@ -466,7 +469,7 @@ def test_shared_memory_round_trip_between_two_handles() -> None:
         segment.unlink()
 
 
-# -- writable arrays ---------------------------------------------------------------------
+# -- writable arrays -------------------------------------------------------------------
 
 
 def test_arrays_from_bytes_are_read_only_unless_writable_is_asked() -> None:
