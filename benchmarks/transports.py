@@ -96,49 +96,69 @@ def make_codec(name: str) -> Codec:
 
 
 # -- pyzmq ---------------------------------------------------------------------------
+#
+# One server process serves every codec, one socket each, so that all contenders
+# share its scheduling (with a process per codec, where the scheduler placed each
+# one dominated the differences on a loaded machine).
 
 
-def _zmq_server(codec_name: str, port_out: Any, copy: bool) -> None:
+def _zmq_server(codec_names: list[str], ports_out: Any, copy: bool) -> None:
     import zmq
 
-    encode, decode = make_codec(codec_name)
     context = zmq.Context()
-    sock = context.socket(zmq.REP)
-    port_out.send(sock.bind_to_random_port("tcp://127.0.0.1"))
+    poller = zmq.Poller()
+    codecs: dict[Any, Codec] = {}
+    ports = []
+    for name in codec_names:
+        sock = context.socket(zmq.REP)
+        ports.append(sock.bind_to_random_port("tcp://127.0.0.1"))
+        poller.register(sock, zmq.POLLIN)
+        codecs[sock] = make_codec(name)
+    ports_out.send(ports)
     while True:
-        frames = sock.recv_multipart(copy=copy)
-        if len(frames) == 1 and bytes(frames[0]) == b"STOP":
-            break
-        sock.send_multipart(encode(decode(frames)), copy=copy)
-    sock.close()
-    context.term()
+        for sock, _ in poller.poll():
+            frames = sock.recv_multipart(copy=copy)
+            if len(frames) == 1 and bytes(frames[0]) == b"STOP":
+                context.destroy(linger=0)
+                return
+            encode, decode = codecs[sock]
+            sock.send_multipart(encode(decode(frames)), copy=copy)
+
+
+class ZmqClients:
+    """A REQ socket per codec, against one server process."""
+
+    def __init__(self, codec_names: list[str], copy: bool) -> None:
+        import zmq
+
+        parent, child = mp.Pipe()
+        self.process = mp.Process(
+            target=_zmq_server, args=(codec_names, child, copy), daemon=True
+        )
+        self.process.start()
+        ports = parent.recv()
+        self.context = zmq.Context()
+        self.clients: dict[str, ZmqClient] = {}
+        for name, port in zip(codec_names, ports, strict=True):
+            sock = self.context.socket(zmq.REQ)
+            sock.connect(f"tcp://127.0.0.1:{port}")
+            self.clients[name] = ZmqClient(make_codec(name), sock, copy)
+
+    def close(self) -> None:
+        next(iter(self.clients.values())).sock.send_multipart([b"STOP"])
+        self.process.join(5)
+        self.context.destroy(linger=0)
 
 
 class ZmqClient:
-    def __init__(self, codec_name: str, copy: bool) -> None:
-        import zmq
-
-        self.encode, self.decode = make_codec(codec_name)
-        parent, child = mp.Pipe()
-        self.process = mp.Process(
-            target=_zmq_server, args=(codec_name, child, copy), daemon=True
-        )
-        self.process.start()
-        port = parent.recv()
-        self.context = zmq.Context()
-        self.sock = self.context.socket(zmq.REQ)
-        self.sock.connect(f"tcp://127.0.0.1:{port}")
+    def __init__(self, codec: Codec, sock: Any, copy: bool) -> None:
+        self.encode, self.decode = codec
+        self.sock = sock
         self.copy = copy
 
     def round_trip(self, obj: Any) -> Any:
         self.sock.send_multipart(self.encode(obj), copy=self.copy)
         return self.decode(self.sock.recv_multipart(copy=self.copy))
-
-    def close(self) -> None:
-        self.sock.send_multipart([b"STOP"])
-        self.process.join(5)
-        self.sock.close(linger=0)
-        self.context.term()
 
 
 # -- multiprocessing.connection --------------------------------------------------------
@@ -169,59 +189,83 @@ def _recv_frames(conn: Connection, framed: bool) -> Frames:
     return [first, *(conn.recv_bytes() for _ in range(count))]
 
 
-def _mp_server(codec_name: str, address_out: Any, nodelay: bool) -> None:
-    framed = codec_name.startswith("freight frames")
-    use_send = codec_name == "Connection.send"
-    encode, decode = make_codec("freight frames" if framed else codec_name)
-    with Listener(("127.0.0.1", 0)) as listener:
-        address_out.send(listener.address)
-        with listener.accept() as conn:
-            if nodelay:
-                _nodelay(conn)
-            while True:
-                if use_send:
-                    obj = conn.recv()
-                    if isinstance(obj, str) and obj == "STOP":
-                        return
-                    conn.send(obj)
-                    continue
-                frames = _recv_frames(conn, framed)
-                if frames[0] == b"STOP":
-                    return
-                _send_frames(conn, encode(decode(frames)))
+class _Peer:
+    """One codec's end of a ``multiprocessing.connection`` link."""
 
-
-class MpClient:
-    def __init__(self, codec_name: str, nodelay: bool = True) -> None:
+    def __init__(self, codec_name: str, conn: Connection) -> None:
         self.framed = codec_name.startswith("freight frames")
         self.use_send = codec_name == "Connection.send"
-        if not self.use_send:
-            self.encode, self.decode = make_codec(
-                "freight frames" if self.framed else codec_name
-            )
-        parent, child = mp.Pipe()
-        self.process = mp.Process(
-            target=_mp_server, args=(codec_name, child, nodelay), daemon=True
+        self.encode, self.decode = make_codec(
+            "freight frames" if self.framed or self.use_send else codec_name
         )
-        self.process.start()
-        self.conn = Client(parent.recv())
-        if nodelay:
-            _nodelay(self.conn)
+        self.conn = conn
 
-    def round_trip(self, obj: Any) -> Any:
+    def send(self, obj: Any) -> None:
         if self.use_send:
             self.conn.send(obj)
+        else:
+            _send_frames(self.conn, self.encode(obj))
+
+    def recv(self) -> Any:
+        if self.use_send:
             return self.conn.recv()
-        _send_frames(self.conn, self.encode(obj))
-        return self.decode(_recv_frames(self.conn, self.framed))
+        frames = _recv_frames(self.conn, self.framed)
+        if frames[0] == b"STOP":
+            return _STOP
+        return self.decode(frames)
+
+    def round_trip(self, obj: Any) -> Any:
+        self.send(obj)
+        return self.recv()
+
+
+_STOP = object()
+
+
+def _mp_server(codecs: list[tuple[str, bool]], addresses_out: Any) -> None:
+    from multiprocessing.connection import wait
+
+    listeners = [Listener(("127.0.0.1", 0)) for _ in codecs]
+    addresses_out.send([listener.address for listener in listeners])
+    peers = {}
+    for listener, (name, nodelay) in zip(listeners, codecs, strict=True):
+        conn = listener.accept()
+        if nodelay:
+            _nodelay(conn)
+        peers[conn] = _Peer(name, conn)
+    while True:
+        for conn in wait(list(peers)):
+            peer = peers[conn]
+            try:
+                obj = peer.recv()
+            except EOFError:
+                return
+            if obj is _STOP or (isinstance(obj, str) and obj == "STOP"):
+                return
+            peer.send(obj)
+
+
+class MpClients:
+    """A connection per codec (``(name, nodelay)``), against one server process."""
+
+    def __init__(self, codecs: list[tuple[str, bool]]) -> None:
+        parent, child = mp.Pipe()
+        self.process = mp.Process(target=_mp_server, args=(codecs, child), daemon=True)
+        self.process.start()
+        addresses = parent.recv()
+        self.clients: dict[str, _Peer] = {}
+        for (name, nodelay), address in zip(codecs, addresses, strict=True):
+            conn = Client(address)
+            if nodelay:
+                _nodelay(conn)
+            label = name if nodelay else f"{name}, no TCP_NODELAY"
+            self.clients[label] = _Peer(name, conn)
 
     def close(self) -> None:
-        if self.use_send:
-            self.conn.send("STOP")
-        else:
-            self.conn.send_bytes(b"STOP")
+        next(iter(self.clients.values())).conn.send_bytes(b"STOP")
         self.process.join(5)
-        self.conn.close()
+        for client in self.clients.values():
+            client.conn.close()
 
 
 # -- measuring -----------------------------------------------------------------------
@@ -253,7 +297,7 @@ def measure(
 
 
 def _batch_for(obj: Any, quick: bool) -> int:
-    base = 50 if isinstance(obj, np.ndarray) else 400
+    base = 20 if isinstance(obj, np.ndarray) else 100
     return base // 4 if quick else base
 
 
@@ -285,44 +329,31 @@ def run(rounds: int, quick: bool, payloads: list[str]) -> list[str]:
         big = isinstance(obj, np.ndarray)
         batch = _batch_for(obj, quick)
         names = ["pickle 5", "freight frames", "freight coalesced", "freight blob"]
-        clients = {name: ZmqClient(name, copy=not big) for name in names}
+        zmq_clients = ZmqClients(names, copy=not big)
         try:
-            results = measure(clients, obj, rounds, batch)
+            results = measure(dict(zmq_clients.clients), obj, rounds, batch)
         finally:
-            for client in clients.values():
-                client.close()
-        emit(
-            "pyzmq REQ/REP tcp",
-            payload,
-            results,
-            "pickle 5",
-            {n: count(n, obj) for n in names},
-        )
+            zmq_clients.close()
+        frames = {n: count(n, obj) for n in names}
+        emit("pyzmq REQ/REP tcp", payload, results, "pickle 5", frames)
 
-        names = [
-            "pickle 5 (one frame)",
-            "Connection.send",
-            "freight blob",
-            "freight frames",
-        ]
-        mp_clients = {name: MpClient(name) for name in names}
-        try:
-            results = measure(mp_clients, obj, rounds, batch)
-        finally:
-            for client in mp_clients.values():
-                client.close()
-        frames = {n: count(n, obj) for n in names if n != "Connection.send"}
+        names = ["pickle 5 (one frame)", "Connection.send", "freight blob"]
+        names.append("freight frames")
+        codecs = [(name, True) for name in names]
         if not big:  # the pitfall: several writes per message with Nagle on
-            pitfall = {
-                "freight frames, no TCP_NODELAY": MpClient(
-                    "freight frames", nodelay=False
-                )
-            }
-            try:
-                results.update(measure(pitfall, obj, 3, 5))
-            finally:
-                pitfall["freight frames, no TCP_NODELAY"].close()
-            frames["freight frames, no TCP_NODELAY"] = count("freight frames", obj)
+            codecs.append(("freight frames", False))
+        mp_clients = MpClients(codecs)
+        pitfall = "freight frames, no TCP_NODELAY"
+        try:
+            clients = dict(mp_clients.clients)
+            slow = clients.pop(pitfall, None)
+            results = measure(clients, obj, rounds, batch)
+            if slow is not None:
+                results.update(measure({pitfall: slow}, obj, 3, 5))
+        finally:
+            mp_clients.close()
+        frames = {n: count(n, obj) for n in names if n != "Connection.send"}
+        frames[pitfall] = count("freight frames", obj)
         emit(
             "multiprocessing.connection tcp",
             payload,
@@ -340,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
         "--rounds",
         type=int,
         default=None,
-        help="samples per contender (default 15, quick 3)",
+        help="samples per contender (default 31, quick 3)",
     )
     parser.add_argument(
         "--only",
@@ -349,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
         help="payloads to measure (repeatable; default all)",
     )
     args = parser.parse_args(argv)
-    rounds = args.rounds or (3 if args.quick else 15)
+    rounds = args.rounds or (3 if args.quick else 31)
     command = "python benchmarks/transports.py " + shlex.join(
         sys.argv[1:] if argv is None else argv
     )
