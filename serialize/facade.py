@@ -788,6 +788,9 @@ class ComputeSerializer:
             )
         # Every header passes the allowlist and policy before any body is decoded.
         decoders = [self._decoder_for(m) for m in messages]
+        if self._writable:
+            for message in messages:
+                message.buffers[:] = stream.writable_buffers(message.buffers)
         return [self._decode(m, d) for m, d in zip(messages, decoders, strict=True)]
 
     # -- several payloads ------------------------------------------------------------

@@ -495,3 +495,31 @@ def test_writable_can_be_switched_on_an_existing_serializer() -> None:
     assert serde.loads(blob).flags.writeable
     serde.writable = False
     assert not serde.loads(blob).flags.writeable
+
+
+def test_writable_applies_to_bundles_too() -> None:
+    serde = ComputeSerializer()
+    bundle = b"".join(
+        serde.pack_frames(
+            [
+                serde.dumps_frames(len),
+                serde.dumps_frames((np.arange(3.0),)),
+                serde.dumps_frames({}),
+            ]
+        )
+    )
+    _, (array,), _ = serde.unpack_frames_and_deserialize(bundle)
+    assert not array.flags.writeable
+    _, (array,), _ = ComputeSerializer(writable=True).unpack_frames_and_deserialize(
+        bundle
+    )
+    assert array.flags.writeable
+
+
+def test_coalesce_below_can_be_set_on_an_existing_serializer() -> None:
+    serde = ComputeSerializer()
+    assert len(serde.dumps_frames({"a": 1})) == 2
+    serde.coalesce_below = 1024
+    assert len(serde.dumps_frames({"a": 1})) == 1
+    serde.coalesce_below = 0
+    assert len(serde.dumps_frames({"a": 1})) == 2
