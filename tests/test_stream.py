@@ -20,6 +20,7 @@ from freight.serialize import (
     DeserializationError,
     FrameReader,
     Limits,
+    Policy,
     read_frames,
     read_layout,
     stream,
@@ -523,3 +524,64 @@ def test_coalesce_below_can_be_set_on_an_existing_serializer() -> None:
     assert len(serde.dumps_frames({"a": 1})) == 1
     serde.coalesce_below = 0
     assert len(serde.dumps_frames({"a": 1})) == 2
+
+
+# -- malformed input: only DeserializationError ---------------------------------------
+
+_WIRE_SERDE = ComputeSerializer(strategy_data="json")
+_WIRE = b"".join(
+    [
+        _WIRE_SERDE.dumps({"a": [1, 2]}),
+        b"".join(
+            _WIRE_SERDE.pack_frames(
+                [_WIRE_SERDE.dumps_frames(x) for x in ([1], {"k": "v"}, "s")]
+            )
+        ),
+        ComputeSerializer().dumps(np.arange(5.0)),
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    position=st.integers(min_value=0, max_value=len(_WIRE) - 1),
+    value=st.integers(min_value=0, max_value=255),
+    chunk=st.integers(min_value=1, max_value=64),
+)
+def test_a_corrupted_stream_raises_only_deserialization_error(
+    position: int, value: int, chunk: int
+) -> None:
+    wire = bytearray(_WIRE)
+    wire[position] = value
+    reader = FrameReader(Limits(max_size=1 << 20, max_frames=64))
+    serde = ComputeSerializer(policy=Policy.untrusted_input(), strategy_data="json")
+    try:
+        for start in range(0, len(wire), chunk):
+            for unit in reader.feed(wire[start : start + chunk]):
+                try:
+                    if stream.is_bundle(unit):
+                        serde.unpack_frames_and_deserialize(unit)
+                    else:
+                        serde.loads_frames(unit)
+                except DeserializationError:
+                    pass
+        reader.eof()
+    except DeserializationError:
+        pass
+
+
+@settings(max_examples=200, deadline=None)
+@given(cuts=st.lists(st.integers(min_value=1, max_value=400), min_size=1, max_size=5))
+def test_a_blob_cut_anywhere_decodes_or_raises_deserialization_error(
+    cuts: list[int],
+) -> None:
+    serde = ComputeSerializer()
+    obj = [np.arange(20.0), {"k": "v"}]
+    blob = serde.dumps(obj)
+    points = sorted({0, len(blob), *(c % len(blob) for c in cuts)})
+    pieces = [blob[a:b] for a, b in itertools.pairwise(points)]
+    try:
+        got = serde.loads_frames(pieces)
+    except DeserializationError:
+        return
+    assert np.array_equal(got[0], obj[0]) and got[1] == obj[1]
