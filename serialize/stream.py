@@ -29,17 +29,17 @@ such list back into the exact one, as views (nothing is copied).
 Decisions: a message is handed out as ``[blob]`` (one buffer: the one-frame list,
 which ``loads_frames`` takes as the blob form), a bundle as ``[bundle header,
 message blob, ...]``; both are coalesced frame lists that ``loads_frames`` and
-``unpack_frames_and_deserialize`` read.  The reader allocates each message's
-buffer once, at its declared size, after the header and the total have passed
-``Limits`` (so ``max_size`` is what a peer can make it allocate per message); the
-buffers are ``bytearray`` s, so arrays decoded from them are writable.
+``unpack_frames_and_deserialize`` read.  The reader keeps nothing for a message
+before its header and total have passed ``Limits``, and then grows its buffer
+with the bytes received, never ahead of them.  A message with out-of-band buffers
+comes as a ``bytearray``, so arrays decoded from it are writable; a small one
+without (64 KiB at most) as ``bytes``, the quickest to decode.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, NamedTuple
 
 from freight.serialize import binary
 from freight.serialize.binary import (
@@ -94,8 +94,7 @@ class BufferTooSmallError(SerializationError, ValueError):
         self.available = available
 
 
-@dataclass(frozen=True, slots=True)
-class Layout:
+class Layout(NamedTuple):
     """What a message's first bytes say about its size.
 
     ``header_size``: bytes of the whole header frame (32 + 8N + M).
@@ -128,14 +127,19 @@ def read_layout(
     reads or allocates anything for it.  Raises ``DeserializationError``.
     """
     n, body, meta = binary.read_message_header(data, start)
-    limits.check_frames(n, "out-of-band buffers in the message")
+    if n > limits.max_frames:
+        limits.check_frames(n, "out-of-band buffers in the message")
     table_end = MESSAGE_HEADER_SIZE + 8 * n
     header_size = table_end + meta
-    limits.check_size(header_size + body, "the message (header and body)")
+    total = header_size + body
+    if total > limits.max_size:
+        limits.check_size(total, "the message (header and body)")
+    if not n:
+        return Layout(header_size, table_end, (header_size, body), total)
     if nbytes(data) - start < table_end:
         return Layout(header_size, table_end, None, None)
     lengths = binary.read_buffer_lengths(data, start, n)
-    total = header_size + body + sum(lengths)
+    total += sum(lengths)
     limits.check_size(total, "the message")
     return Layout(header_size, table_end, (header_size, body, *lengths), total)
 
@@ -375,7 +379,7 @@ class FrameReader:
         self._limits = limits
         self._scratch: bytearray | None = None
         self._error: DeserializationError | None = None
-        self._frames: list[memoryview] = []
+        self._frames: list[BufferLike] = []
         self._start_unit()
 
     # The stages of a unit, each reading until ``_buffer`` holds ``_want`` bytes:
@@ -399,12 +403,12 @@ class FrameReader:
         what a reader that asks for exact sizes (``readexactly``) asks for."""
         return self._want - len(self._buffer)
 
-    def feed(self, data: BufferLike) -> list[list[memoryview]]:
+    def feed(self, data: BufferLike) -> list[list[BufferLike]]:
         """Take the next bytes of the stream; the units they completed."""
         if self._error is not None:
             raise self._error
         view = _bytes_view(data, "data")
-        done: list[list[memoryview]] = []
+        done: list[list[BufferLike]] = []
         pos, end = 0, len(view)
         while True:
             while len(self._buffer) == self._want:
@@ -413,9 +417,34 @@ class FrameReader:
                     done.append(unit)
             if pos == end:
                 return done
+            if not self._buffer and self._stage == "magic":
+                # Between units, a message wholly in the chunk is cut out at once.
+                message = self._whole_message(view, pos)
+                if message is not None:
+                    done.append([message])
+                    pos += len(message)
+                    continue
             n = min(end - pos, self._want - len(self._buffer))
             self._buffer += view[pos : pos + n]
             pos += n
+
+    def _whole_message(self, view: memoryview, pos: int) -> bytes | bytearray | None:
+        """The message starting at ``pos`` if ``view`` holds all of it."""
+        if (
+            len(view) - pos < MESSAGE_HEADER_SIZE
+            or view[pos : pos + 4] != MESSAGE_MAGIC
+        ):
+            return None
+        try:
+            layout = read_layout(view, self._limits, start=pos)
+        except DeserializationError as error:
+            raise self._fail(error) from None
+        if layout.total is None or layout.total > len(view) - pos:
+            return None
+        assert layout.frame_lengths is not None
+        return _message_copy(
+            view[pos : pos + layout.total], plain=len(layout.frame_lengths) == 2
+        )
 
     def get_buffer(self, sizehint: int = -1) -> memoryview:
         """A buffer for the transport to receive into (``BufferedProtocol``)."""
@@ -425,7 +454,7 @@ class FrameReader:
             self._scratch = bytearray(max(sizehint, SCRATCH_SIZE))
         return memoryview(self._scratch)
 
-    def buffer_updated(self, nbytes: int) -> list[list[memoryview]]:
+    def buffer_updated(self, nbytes: int) -> list[list[BufferLike]]:
         """``nbytes`` were received into the last ``get_buffer``; the units they
         completed."""
         assert self._scratch is not None, "buffer_updated() before get_buffer()"
@@ -448,7 +477,7 @@ class FrameReader:
         self._error = error
         return error
 
-    def _advance(self) -> list[memoryview] | None:
+    def _advance(self) -> list[BufferLike] | None:
         """The current stage's bytes are all there: check them and move on;
         the unit this completed, if any."""
         try:
@@ -456,7 +485,7 @@ class FrameReader:
         except DeserializationError as error:
             raise self._fail(error) from None
 
-    def _step(self) -> list[memoryview] | None:
+    def _step(self) -> list[BufferLike] | None:
         buffer, stage, limits = self._buffer, self._stage, self._limits
         if stage == "magic":
             magic = bytes(buffer)
@@ -486,16 +515,17 @@ class FrameReader:
                     limits.check_size(self._bundle_size + layout.total, "the bundle")
                 self._begin("body", layout.total, buffer)
             return None
-        message = memoryview(buffer)
         if self._bundle_left < 0:
             self._start_unit()
-            return [message]
+            plain = binary.read_message_header(buffer)[0] == 0
+            return [_message_copy(buffer, plain=plain) if plain else buffer]
+        message = memoryview(buffer)
         self._frames.append(message)
         self._bundle_size += len(message)
         self._bundle_left -= 1
         return self._next_in_bundle()
 
-    def _next_in_bundle(self) -> list[memoryview] | None:
+    def _next_in_bundle(self) -> list[BufferLike] | None:
         if self._bundle_left == 0:
             unit = self._frames
             self._start_unit()
@@ -506,7 +536,7 @@ class FrameReader:
 
 async def read_frames(
     reader: asyncio.StreamReader, limits: Limits = DEFAULT_LIMITS
-) -> list[memoryview] | None:
+) -> list[BufferLike] | None:
     """The next message or bundle from an ``asyncio.StreamReader``, as a frame
     list (see ``FrameReader``); ``None`` at a clean end of stream.
 
@@ -531,6 +561,16 @@ async def read_frames(
         units = frames.feed(chunk)
         if units:
             return units[0]
+
+
+def _message_copy(data: memoryview | bytearray, *, plain: bool) -> bytes | bytearray:
+    """A received message as its unit's frame: ``bytes`` for a small message
+    without out-of-band buffers (the fastest to decode; nothing in it can be
+    a view), otherwise a ``bytearray`` (writable, so arrays decoded from it are
+    writable) -- ``data`` itself when it already is one."""
+    if plain and len(data) <= SCRATCH_SIZE:
+        return bytes(data)
+    return data if isinstance(data, bytearray) else bytearray(data)
 
 
 def _bytes_view(data: object, what: str) -> memoryview:
