@@ -34,6 +34,11 @@ before its header and total have passed ``Limits``, and then grows its buffer
 with the bytes received, never ahead of them.  A message with out-of-band buffers
 comes as a ``bytearray``, so arrays decoded from it are writable; a small one
 without (64 KiB at most) as ``bytes``, the quickest to decode.
+
+``coalesce_below`` and ``writable`` are ``ComputeSerializer`` settings rather than
+per-call keywords: the per-message methods are bound straight to the fast path
+(C), which takes no keywords; a setting unbinds only the methods it changes, so a
+serializer without them pays nothing.
 """
 
 from __future__ import annotations
