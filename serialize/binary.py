@@ -477,3 +477,31 @@ def _parse_bundle_header(view: memoryview, *, exact: bool) -> int:
     if any(view[5:8]) or any(view[12:16]):
         raise DeserializationError("non-zero reserved bytes in the bundle header")
     return int(count)
+
+
+# -- header fields for readers that have only the first bytes (serialize/stream.py) --
+
+
+def read_message_header(data: BufferLike, start: int = 0) -> tuple[int, int, int]:
+    """Validate the fixed 32-byte message header at ``start`` of ``data`` and
+    return ``(N, B, M)``: its buffer count, body length and metadata length.
+
+    Needs only those 32 bytes; raises ``DeserializationError`` (truncated, bad
+    magic, version, flags ...) as ``parse_blob`` would.
+    """
+    header = _parse_header(_view(data, "message header"), start)
+    return header.buffer_count, header.body_length, header.metadata_length
+
+
+def read_buffer_lengths(data: BufferLike, start: int, count: int) -> list[int]:
+    """The ``count`` entries of the buffer length table of the message whose
+    header starts at ``start`` (the caller has checked that they are present)."""
+    view = _view(data, "message header")
+    table = start + MESSAGE_HEADER_SIZE
+    return [_LENGTH.unpack_from(view, table + 8 * i)[0] for i in range(count)]
+
+
+def read_bundle_header(data: BufferLike) -> int:
+    """Validate the 16-byte bundle header at the start of ``data``; its message
+    count K."""
+    return _parse_bundle_header(_view(data, "bundle header"), exact=False)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from freight.serialize import binary, fastpath, text
+from freight.serialize import binary, fastpath, stream, text
 from freight.serialize.binary import BufferLike
 from freight.serialize.cache import CacheTable, FunctionCache
 from freight.serialize.errors import (
@@ -274,6 +274,8 @@ class ComputeSerializer:
         cache_code: bool = True,
         policy: Policy | None = None,
         limits: Limits | None = None,
+        writable: bool = False,
+        coalesce_below: int = 0,
     ) -> None:
         """Strategies may be given as instance, class, identifier, registered name
         or import path; ``None`` means freight's default.  An allowlist, if given,
@@ -282,7 +284,8 @@ class ComputeSerializer:
         ``cache_code`` (the default) a function serialized again is a cache hit;
         ``freight.serialize.cache`` says when an entry is reused.  ``policy``
         chooses and refuses strategies by their properties (``Policy``); ``limits``
-        bound what is decoded (``Limits``; sensible defaults).
+        bound what is decoded (``Limits``; sensible defaults).  ``writable`` and
+        ``coalesce_below`` are for transports (see their properties).
 
         The instances chosen to encode also decode their own identifier, so a
         configured instance (say, a pickle strategy with a restricted unpickler)
@@ -308,6 +311,8 @@ class ComputeSerializer:
             strategy_data, DEFAULT_DATA_STRATEGY, for_code=False
         )
         self._allowlist = parse_allowlist(allowed_deserializer_types, self.registry)
+        self._writable = writable
+        self._coalesce_below = coalesce_below
         self._settings_changed()
 
     # -- settings: each may be replaced; decisions made under the old value go ------
@@ -373,6 +378,32 @@ class ComputeSerializer:
         self._limits = _limits_or_default(limits)
         self._settings_changed()
 
+    @property
+    def writable(self) -> bool:
+        """Whether decoded out-of-band buffers are made writable: each one whose
+        received memory is read-only (a ``bytes`` blob, a zmq frame) is copied
+        into a ``bytearray`` before the strategy sees it, so arrays come back
+        writable as pickle's in-band ones are; writable memory (a ``bytearray``,
+        a ``FrameReader`` message, shared memory) is never copied.  Off by
+        default: arrays are then zero-copy, read-only views."""
+        return self._writable
+
+    @writable.setter
+    def writable(self, value: bool) -> None:
+        self._writable = value
+        self._settings_changed()
+
+    @property
+    def coalesce_below(self) -> int:
+        """``dumps_frames`` joins neighbouring frames smaller than this many bytes
+        into one (0, the default: never); see ``dumps_frames``."""
+        return self._coalesce_below
+
+    @coalesce_below.setter
+    def coalesce_below(self, value: int) -> None:
+        self._coalesce_below = value
+        self._settings_changed()
+
     def _settings_changed(self) -> None:
         """Forget the verdicts made under the old settings and rebuild the fast
         path around the data strategy."""
@@ -409,6 +440,9 @@ class ComputeSerializer:
         for name in _FAST_METHODS:
             if getattr(type(self), name) is getattr(ComputeSerializer, name):
                 setattr(self, name, getattr(self._fast, name))
+        # The transport settings (stream.py) are applied by the class's methods.
+        for name in _EMBEDDING_METHODS[self._writable, bool(self._coalesce_below)]:
+            self.__dict__.pop(name, None)
 
     def _select(
         self, value: Strategylike | None, default: str, *, for_code: bool
@@ -588,8 +622,51 @@ class ComputeSerializer:
         Nothing is copied: buffers are the objects' own memory, for transports
         that send a list of buffers (``socket.sendmsg``, ``writev``, multipart
         messages).  Keep ``obj`` unchanged until the frames are sent.
+
+        With the serializer's ``coalesce_below=N``, each run of neighbouring
+        frames smaller than ``N`` bytes is joined into one
+        (``stream.coalesce_frames``), so a small message is one frame: one zmq
+        part or one socket write.
         """
+        if self._coalesce_below:
+            frames = self._fast.dumps_frames(obj)
+            return stream.coalesce_frames(frames, self._coalesce_below)
         return self._fast.dumps_frames(obj)
+
+    def dumps_into(self, obj: Any, buffer: BufferLike) -> int:
+        """Write the binary message for ``obj`` (the ``dumps`` blob) at the front
+        of ``buffer``, a writable buffer (a ``bytearray``, a shared-memory
+        segment's ``buf``, an mmap); the number of bytes written.
+
+        Raises ``stream.BufferTooSmallError`` (a ``SerializationError`` whose
+        ``needed`` says how many bytes the message takes) before writing
+        anything if it does not fit, ``TypeError`` for a read-only buffer.
+        """
+        return stream.write_into(self._fast.dumps_frames(obj), buffer)
+
+    def loads_prefix(self, buffer: BufferLike) -> tuple[Any, int]:
+        """Decode the message at the front of ``buffer``, which may hold more
+        bytes after it (a ring buffer, a shared-memory segment); the object and
+        the number of bytes the message took.
+
+        Out-of-band buffers come back as views of ``buffer`` (see ``loads``):
+        a serializer made with ``writable=True`` copies read-only ones.  Raises
+        ``DeserializationError`` (truncated message, limits, a bundle: decode
+        that with ``unpack_frames_and_deserialize`` of
+        ``buffer[:stream.prefix_length(buffer)]``).
+        """
+        if not _is_buffer(buffer):
+            raise DeserializationError(
+                "loads_prefix() takes a buffer (bytes, bytearray, memoryview,"
+                f" shared memory ...), got {type(buffer).__name__}"
+            )
+        view = memoryview(buffer).cast("B")
+        if stream.is_bundle(view):
+            raise DeserializationError(
+                "loads_prefix() decodes a message; the buffer starts with a bundle"
+            )
+        length = stream.prefix_length(view, self.limits)
+        return self.loads(view[:length]), length
 
     def _assemble(
         self,
@@ -618,10 +695,13 @@ class ComputeSerializer:
 
         Accepts ``bytes``, ``bytearray`` or ``memoryview``; out-of-band buffers come
         back as views of ``data`` where the type allows (numpy arrays, memoryviews),
-        read-only unless ``data`` is writable.  The header is checked against the
+        read-only unless ``data`` is writable, or the serializer was made with
+        ``writable=True`` (see ``writable``).  The header is checked against the
         allowlist before any of the body is decoded.  Raises
         ``DeserializationError``.
         """
+        if self._writable:
+            return self._decode_writable(self._parse_blob(data))
         # A message whose header prefix is one this serializer parsed, checked
         # and admitted before decodes once its lengths add up: same verdict
         # (see _learn).
@@ -629,20 +709,34 @@ class ComputeSerializer:
 
     def _loads_slow(self, data: BufferLike) -> Any:
         """``loads`` for a message whose header is not a learned one."""
+        return self._decode(self._parse_blob(data), learn=True)
+
+    def _parse_blob(self, data: BufferLike) -> binary.Message:
         if isinstance(data, str):
             raise DeserializationError(
                 "loads() takes bytes, bytearray or memoryview, got str; text"
                 " payloads go to deserialize()"
             )
-        return self._decode(binary.parse_blob(data, self.limits), learn=True)
+        return binary.parse_blob(data, self.limits)
 
     def loads_frames(self, frames: Sequence[BufferLike]) -> Any:
-        """The object a ``dumps_frames`` frame list represents (see ``loads``)."""
+        """The object a ``dumps_frames`` frame list represents (see ``loads``).
+
+        A one-frame list is the blob form, and a list whose neighbouring frames
+        were joined (``coalesce_below``, ``FrameReader``) is read too.
+        """
+        if self._writable:
+            return self._decode_writable(self._parse_frames(frames))
         # As in loads().
         return self._fast.loads_frames(frames)
 
     def _loads_frames_slow(self, frames: Sequence[BufferLike]) -> Any:
         """``loads_frames`` for frames whose header is not a learned one."""
+        if binary.is_frame_sequence(frames) and len(frames) == 1:
+            return self.loads(frames[0])  # the blob form
+        return self._decode(self._parse_frames(frames), learn=True)
+
+    def _parse_frames(self, frames: Sequence[BufferLike]) -> binary.Message:
         if not binary.is_frame_sequence(frames):
             if isinstance(frames, str) or _is_buffer(frames):
                 raise DeserializationError(
@@ -653,7 +747,23 @@ class ComputeSerializer:
                 "loads_frames() takes a sequence of frames, got"
                 f" {type(frames).__name__}"
             )
-        return self._decode(binary.parse_message(frames, self.limits), learn=True)
+        if len(frames) == 1:
+            return self._parse_blob(frames[0])
+        try:
+            return binary.parse_message(frames, self.limits)
+        except DeserializationError:
+            # Perhaps neighbouring frames were joined (coalesce_below): read the
+            # exact frames out of them, or report the error of the exact form.
+            exact = _split_coalesced(frames, self.limits)
+            if exact is None:
+                raise
+        return binary.parse_message(exact, self.limits)
+
+    def _decode_writable(self, message: binary.Message) -> Any:
+        """``_decode`` with the read-only out-of-band buffers copied first."""
+        if message.buffers:
+            message.buffers[:] = stream.writable_buffers(message.buffers)
+        return self._decode(message)
 
     def _learn(self, message: binary.Message, strategy: SerializationStrategy) -> None:
         """Remember what decodes messages with ``message``'s 12-byte header prefix,
@@ -816,7 +926,14 @@ class ComputeSerializer:
 
         The whole bundle's framing is checked before anything is decoded.
         """
-        messages = binary.unpack_frames(frames, self.limits)
+        try:
+            messages = binary.unpack_frames(frames, self.limits)
+        except DeserializationError:
+            # Perhaps neighbouring frames were joined (FrameReader, coalescing).
+            exact = _split_coalesced(frames, self.limits)
+            if exact is None:
+                raise
+            messages = binary.unpack_frames(exact, self.limits)
         if len(messages) != 3:
             raise DeserializationError(
                 "unpack_frames_and_deserialize expects 3 messages (function, args,"
@@ -824,6 +941,9 @@ class ComputeSerializer:
             )
         # Every header passes the allowlist and policy before any body is decoded.
         decoders = [self._decoder_for(m) for m in messages]
+        if self._writable:
+            for message in messages:
+                message.buffers[:] = stream.writable_buffers(message.buffers)
         return [self._decode(m, d) for m, d in zip(messages, decoders, strict=True)]
 
     # -- several payloads ------------------------------------------------------------
@@ -971,6 +1091,13 @@ _MAX_KNOWN_HEADERS = 4096
 
 #: ComputeSerializer methods that are the fast path's, bound per instance.
 _FAST_METHODS = ("dumps", "loads", "dumps_frames", "loads_frames")
+#: The fast methods that ``writable`` / ``coalesce_below`` take off the instance.
+_EMBEDDING_METHODS = {
+    (False, False): (),
+    (True, False): ("loads", "loads_frames"),
+    (False, True): ("dumps_frames",),
+    (True, True): ("loads", "loads_frames", "dumps_frames"),
+}
 
 
 def _limits_or_default(limits: Limits | None) -> Limits:
@@ -1044,6 +1171,20 @@ def _decode_failure(
         f"{name} ({strategy.identifier!r}) failed to deserialize the payload:"
         f" {type(error).__name__}: {error}"
     )
+
+
+def _split_coalesced(
+    frames: Sequence[BufferLike] | BufferLike, limits: Limits
+) -> list[memoryview] | None:
+    """The exact frames of a coalesced frame list (``stream.split_frames``), or
+    ``None`` if ``frames`` is not one (then the exact form's error stands)."""
+    if not binary.is_frame_sequence(frames) or not frames:
+        return None
+    try:
+        exact = stream.split_frames(frames, limits)
+    except DeserializationError:
+        return None
+    return exact if len(exact) != len(frames) else None
 
 
 def _is_buffer(value: object) -> bool:
