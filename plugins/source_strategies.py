@@ -54,7 +54,8 @@ class _PureSource(TextStrategy):
 
     def encode_text(self, obj: Any) -> str:
         require_self_contained(obj)
-        return obj.__name__ + _SEPARATOR + self.source_of(obj)
+        name: str = obj.__name__
+        return name + _SEPARATOR + self.source_of(obj)
 
     def decode_text(self, text: str) -> Any:
         name, sep, source = text.partition(_SEPARATOR)

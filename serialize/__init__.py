@@ -9,7 +9,7 @@ one.  ``import freight.serialize`` itself loads no plugin.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from freight.serialize.errors import (
     DeserializationError,
@@ -54,6 +54,9 @@ from freight.serialize.strategy import (
     TextStrategy,
 )
 from freight.serialize.text import IDENTIFIER_LENGTH, pack_buffers, unpack_buffers
+
+if TYPE_CHECKING:  # imported lazily (it imports pluggy); typed for plugin authors
+    from freight.serialize.hookspecs import hookimpl
 
 __all__ = [
     "DEFAULT_ALLOWED_MODULES",

@@ -851,7 +851,6 @@ def time_limit(seconds: float | None) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-@contextlib.contextmanager
 @dataclasses.dataclass
 class Traced:
     """Filled in when a ``traced()`` block ends: bytes allocated at its peak, and

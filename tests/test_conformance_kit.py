@@ -651,3 +651,17 @@ def test_examples_count_comes_from_the_option_the_environment_or_the_class(
     assert examples_setting(None, 7) == 7
     monkeypatch.setenv("FREIGHT_EXAMPLES", "300")
     assert examples_setting(None, 7) == 300
+
+
+def test_traced_yields_a_traced_record_filled_in_when_the_block_ends() -> None:
+    # Traced is a plain dataclass (it was once wrapped in contextmanager by mistake,
+    # so ``Traced()`` made a context manager that the memory limits wrote into).
+    from freight.testing.assertions import Traced, traced
+
+    assert isinstance(Traced(), Traced)
+    with traced() as memory:
+        assert isinstance(memory, Traced)
+        held = bytearray(8 * (1 << 20))
+    assert memory.peak >= len(held)
+    assert memory.retained >= len(held)
+    del held
