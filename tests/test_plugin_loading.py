@@ -228,7 +228,7 @@ def test_an_allowed_name_that_is_not_installed_is_reported(
     assert statuses["bb"].state == "loaded"
 
     monkeypatch.setenv("FREIGHT_STRICT_PLUGINS", "1")
-    with pytest.raises(PluginError, match="'lzma'.*no 'freight.strategies' entry"):
+    with pytest.raises(PluginError, match=r"'lzma'.*no 'freight\.strategies' entry"):
         StrategyRegistry().load()
 
 
