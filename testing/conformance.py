@@ -42,7 +42,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, given, note, settings
 from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 
@@ -69,7 +69,13 @@ from freight.testing.assertions import (
     short_repr,
     transported,
 )
-from freight.testing.malformed import DAMAGE, Damaged, damaged_payloads
+from freight.testing.malformed import (
+    DAMAGE,
+    Damaged,
+    DamagePlan,
+    apply_damage,
+    damage_plans,
+)
 from freight.testing.sample_callables import CallableCase, callables
 
 #: Examples per hypothesis property when nothing says otherwise.
@@ -240,7 +246,21 @@ class StrategyConformance:
         if inner is not None:
             # One example database entry per generated test, not one shared by all.
             inner._hypothesis_internal_add_digest = request.node.nodeid.encode()
-        run()
+        try:
+            run()
+        except Exception as e:
+            # Hypothesis' own errors (FlakyStrategyDefinition, FlakyFailure ...)
+            # name no strategy; every failure of a property says which one.
+            e.add_note(f"freight conformance kit: strategy {self._describe()}")
+            raise
+
+    def _describe(self) -> str:
+        cls = self._cls
+        return (
+            f"{cls.__module__}.{cls.__qualname__}"
+            f" (identifier {getattr(cls, 'identifier', None)!r},"
+            f" name {getattr(cls, 'name', None)!r})"
+        )
 
     # -- declarations and identity ----------------------------------------------------
 
@@ -375,9 +395,9 @@ class StrategyConformance:
     ) -> None:
         self._run(
             request,
-            self._malformed_property(envelope, damage, strict=False),
+            self._malformed_property(envelope, strict=False),
             self._domain(),
-            st.data(),
+            damage_plans(damage, oversized_size=self.oversized_size),
         )
 
     def test_decoder_raises_only_deserialization_error(
@@ -389,38 +409,33 @@ class StrategyConformance:
                 " checked"
             )
         envelope = "text" if decoder == "deserialize" else "frames"
-        strategy = self.strategy
-        assert strategy is not None
-
-        def check(drawn: Any, damage: str, data: st.DataObject) -> None:
-            self._malformed_property(envelope, damage, strict=True)(drawn, data)
-
+        plans = st.sampled_from(self.damages).flatmap(
+            lambda damage: damage_plans(damage, oversized_size=self.oversized_size)
+        )
         self._run(
-            request, check, self._domain(), st.sampled_from(self.damages), st.data()
+            request,
+            self._malformed_property(envelope, strict=True),
+            self._domain(),
+            plans,
         )
 
     def _malformed_property(
-        self, envelope: str, damage: str, *, strict: bool
-    ) -> Callable[[Any, st.DataObject], None]:
+        self, envelope: str, *, strict: bool
+    ) -> Callable[[Any, DamagePlan], None]:
+        """The check for one drawn value and damage plan.  Everything hypothesis
+        draws (the value, the plan) is drawn before the strategy encodes, so a
+        strategy whose payloads vary between encodes gets the same draws when an
+        example is replayed."""
         strategy = self.strategy
         assert strategy is not None
 
-        def check(drawn: Any, data: st.DataObject) -> None:
+        def check(drawn: Any, plan: DamagePlan) -> None:
             try:
                 seed = payload_of(strategy, envelope, self._seed(drawn))
             except SerdeError:
-                # Outside what the strategy encodes: the round trip reports it.
-                data.draw(st.nothing())
-            payload = data.draw(
-                damaged_payloads(
-                    strategy,
-                    envelope,
-                    seed,
-                    damage,
-                    oversized_size=self.oversized_size,
-                ).map(Damaged),
-                label=f"{damage} payload",
-            ).payload
+                return  # outside what the strategy encodes: the round trip says so
+            payload = apply_damage(plan, strategy, envelope, seed)
+            note(f"damaged payload: {Damaged(payload)!r}")
             assert_rejects_malformed(
                 strategy,
                 payload,

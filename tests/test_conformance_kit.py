@@ -456,6 +456,63 @@ def test_the_kit_fails_exactly_the_check_for_each_fault(
     assert as_stated(failed_checks(pytester, source), expected) == expected
 
 
+#: Honest: it does not claim DETERMINISTIC.  Its payloads differ, in length too,
+#: from one encode to the next.
+HONEST_NONCE = """
+class HonestNonce(GoodJSON):
+    def encode(self, obj):
+        nonce = os.urandom(1 + os.urandom(1)[0] % 32).hex()
+        return json.dumps({"value": obj, "nonce": nonce}).encode()
+
+    def decode(self, data):
+        decoded = super().decode(data)
+        if not isinstance(decoded, dict) or "value" not in decoded:
+            raise DeserializationError("HonestNonce: no value in the payload")
+        return decoded["value"]
+
+TestHonest = strategy_conformance(
+    HonestNonce, values=json_values(), strict_errors=True, registered=False,
+    oversized_size=1 << 16,
+)
+"""
+
+
+def test_a_strategy_whose_payloads_vary_passes_the_kit(
+    pytester: pytest.Pytester,
+) -> None:
+    # The kit draws nothing from the strategy's output, so hypothesis replays and
+    # shrinks the same examples (it used to stop with FlakyStrategyDefinition in
+    # the malformed-input checks).  Enough examples for hypothesis to replay.
+    pytester.makepyfile(test_strategy=GOOD + HONEST_NONCE)
+    result = pytester.inline_run("--freight-examples=40", *KIT_ARGS[1:])
+    passed, _skipped, failed = result.listoutcomes()
+    assert not failed, [str(r.longrepr)[-2000:] for r in failed]
+    assert len(passed) >= 20
+
+
+def test_a_failing_property_names_the_strategy(pytester: pytest.Pytester) -> None:
+    # A decoder that is wrong half of the time: hypothesis reports the flaky
+    # failure in its own words; the kit adds which strategy it was.
+    source = """
+    class Unreliable(GoodJSON):
+        def decode(self, data):
+            value = super().decode(data)
+            return [value] if os.urandom(1)[0] % 2 else value
+
+    TestUnreliable = strategy_conformance(
+        Unreliable, values=json_values(), envelopes=("text",), **OPTIONS
+    )
+    """
+    pytester.makepyfile(test_strategy=GOOD + textwrap.dedent(source))
+    result = pytester.inline_run(*KIT_ARGS)
+    _passed, _skipped, failed = result.listoutcomes()
+    roundtrip = [r for r in failed if "test_roundtrip" in r.nodeid]
+    assert roundtrip, [r.nodeid for r in failed]
+    text = str(roundtrip[0].longrepr)
+    assert "freight conformance kit: strategy test_strategy.Unreliable" in text
+    assert "identifier 'Q1\\n'" in text
+
+
 def test_a_declaration_is_collected_under_a_lowercase_name(
     pytester: pytest.Pytester,
 ) -> None:
