@@ -37,6 +37,7 @@ command line, else ``$FREIGHT_EXAMPLES``, else the class's ``max_examples``, els
 from __future__ import annotations
 
 import os
+import pickle
 import sys
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
@@ -59,6 +60,7 @@ from freight.testing import identifier_policy
 from freight.testing.assertions import (
     DECODE_TIME_LIMIT,
     ENVELOPES,
+    KitSerializer,
     Strategy,
     assert_deterministic,
     assert_deterministic_across_processes,
@@ -66,6 +68,7 @@ from freight.testing.assertions import (
     assert_roundtrip,
     kit_serializer,
     payload_of,
+    shares_memory,
     short_repr,
     transported,
 )
@@ -479,6 +482,11 @@ class StrategyConformance:
         assert_deterministic_across_processes(cls, sample)
 
     def test_zero_copy(self) -> None:
+        """Each large buffer type the strategy accepts (bytes, bytearray,
+        memoryview, PickleBuffer, a numpy array where numpy is installed) must go
+        out as a frame that *is* the value's memory (encode), and come back as a
+        value that *is* the received frame's memory (decode).  A bytearray owns
+        its memory, so its decode cannot be a view: only its encode is checked."""
         cls = self._cls
         if Property.ZERO_COPY not in cls.properties:
             pytest.skip(f"{cls.__name__} does not declare Property.ZERO_COPY")
@@ -488,54 +496,68 @@ class StrategyConformance:
         assert strategy is not None
         size = 4 * MiB
         kit = kit_serializer(strategy)
-        frames, value = None, None
-        for candidate in _large_buffer_candidates(size):
+        accepted = []
+        for kind, candidate in _large_buffer_candidates(size):
             try:
                 frames = kit.encode("frames", candidate)
             except SerdeError:
-                continue
-            value = candidate
-            break
-        assert frames is not None, (
-            f"{cls.__name__} declares Property.ZERO_COPY but serializes none of a"
-            " numpy array, a bytearray or bytes"
-        )
-        message = binary.parse_message(frames)
-        largest = max((b.nbytes for b in message.buffers), default=0)
-        assert largest >= size and len(message.body) < size // 4, (
-            f"{cls.__name__} declares Property.ZERO_COPY, but a {size}-byte"
-            f" {type(value).__name__} was not carried as an out-of-band frame"
-            f" (body {len(message.body)} bytes, buffers"
-            f" {[b.nbytes for b in message.buffers]})"
-        )
-        np = sys.modules.get("numpy")
-        if np is None or not isinstance(value, np.ndarray):
-            return
-        received = transported("frames", frames)
-        try:
-            decoded = kit.decode("frames", received)
-        except DeserializationError as e:
-            raise AssertionError(f"{cls.__name__} could not decode: {e}") from e
-        assert any(
-            np.shares_memory(decoded, np.frombuffer(frame, dtype=np.uint8))
-            for frame in received[2:]
-        ), (
-            f"{cls.__name__} declares Property.ZERO_COPY, but the decoded array is a"
-            " copy, not a view of the received frame"
+                continue  # a type the strategy does not carry
+            accepted.append(kind)
+            _check_zero_copy(kit, cls, kind, candidate, frames, size)
+        assert accepted, (
+            f"{cls.__name__} declares Property.ZERO_COPY but serializes none of"
+            f" {', '.join(k for k, _ in _large_buffer_candidates(0))}"
         )
 
 
-def _large_buffer_candidates(size: int) -> list[Any]:
-    """Large values a zero-copy data strategy may carry, most specific first."""
-    candidates: list[Any] = []
+def _check_zero_copy(
+    kit: KitSerializer,
+    cls: type[SerializationStrategy],
+    kind: str,
+    value: Any,
+    frames: list[Any],
+    size: int,
+) -> None:
+    """One buffer type's zero-copy round trip: out-of-band, uncopied, both ways."""
+    message = binary.parse_message(frames)
+    largest = max((b.nbytes for b in message.buffers), default=0)
+    claim = f"{cls.__name__} declares Property.ZERO_COPY, but a {size}-byte {kind}"
+    assert largest >= size and len(message.body) < size // 4, (
+        f"{claim} was not carried as an out-of-band frame (body"
+        f" {len(message.body)} bytes, buffers {[b.nbytes for b in message.buffers]})"
+    )
+    assert any(shares_memory(frame, value) for frame in frames[2:]), (
+        f"{claim} was copied on encode: no out-of-band frame is the value's memory"
+        " (hand the buffer itself, a memoryview or a PickleBuffer of it, to"
+        " to_frames)"
+    )
+    if kind == "bytearray":
+        return  # a bytearray owns its memory: decoding one always copies
+    received = transported("frames", frames)
+    try:
+        decoded = kit.decode("frames", received)
+    except DeserializationError as e:
+        raise AssertionError(f"{cls.__name__} could not decode a {kind}: {e}") from e
+    assert any(shares_memory(decoded, frame) for frame in received[2:]), (
+        f"{claim} came back as a copy ({type(decoded).__name__}), not a view of"
+        " the received frame"
+    )
+
+
+def _large_buffer_candidates(size: int) -> list[tuple[str, Any]]:
+    """Large values of each buffer type a zero-copy data strategy may carry."""
+    data = os.urandom(size)
+    candidates: list[tuple[str, Any]] = [
+        ("bytes", data),
+        ("bytearray", bytearray(data)),
+        ("memoryview", memoryview(bytearray(data))),
+        ("PickleBuffer", pickle.PickleBuffer(bytearray(data))),
+    ]
     try:
         import numpy as np
-
-        candidates.append(np.arange(size // 8, dtype="float64"))
     except ImportError:
-        pass
-    data = os.urandom(size)
-    return [*candidates, bytearray(data), data]
+        return candidates
+    return [*candidates, ("numpy array", np.arange(size // 8, dtype="float64"))]
 
 
 def _class_of(strategy: Strategy) -> type[SerializationStrategy]:

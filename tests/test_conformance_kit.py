@@ -352,6 +352,59 @@ BROKEN = {
         """,
         {"test_zero_copy"},
     ),
+    # Carries bytes, bytearray and memoryview out-of-band, but copies each on the
+    # way out and on the way in: the check sees no numpy array here.
+    "a zero-copy claim whose strategy copies every buffer": (
+        """
+        class CopiesEveryBuffer(GoodJSON):
+            properties = GoodJSON.properties | Property.ZERO_COPY
+
+            def to_frames(self, obj):
+                if isinstance(obj, (bytes, bytearray, memoryview)):
+                    return b"B", [bytes(obj)]  # a copy of the value
+                return super().to_frames(obj)
+
+            def from_frames(self, body, buffers):
+                if bytes(body) == b"B" and len(buffers) == 1:
+                    return bytes(buffers[0])  # a copy of the frame
+                return super().from_frames(body, buffers)
+
+        TestCopiesEvery = strategy_conformance(
+            CopiesEveryBuffer, values=json_values(), **OPTIONS
+        )
+        """,
+        {"test_zero_copy"},
+    ),
+    "a zero-copy claim whose encoder copies the array": (
+        """
+        import numpy as np
+
+        class CopiesOnEncode(GoodJSON):
+            properties = GoodJSON.properties | Property.ZERO_COPY
+
+            def to_frames(self, obj):
+                if isinstance(obj, np.ndarray):
+                    header = {"dtype": obj.dtype.str, "shape": obj.shape}
+                    # tobytes() copies the array: the frame is not its memory.
+                    return json.dumps(header).encode(), [obj.tobytes()]
+                return super().to_frames(obj)
+
+            def from_frames(self, body, buffers):
+                if not buffers:
+                    return super().from_frames(body, buffers)
+                header = self.decode(bytes(body))
+                try:
+                    flat = np.frombuffer(buffers[0], dtype=header["dtype"])
+                    return flat.reshape(header["shape"])  # a view: fine
+                except (TypeError, ValueError, KeyError) as e:
+                    raise DeserializationError(f"CopiesOnEncode: {e}") from e
+
+        TestCopiesOnEncode = strategy_conformance(
+            CopiesOnEncode, values=json_values(), **OPTIONS
+        )
+        """,
+        {"test_zero_copy"},
+    ),
     # A code strategy: test_roundtrip calls the decoded copy and the original with
     # the same arguments, in every envelope.
     "a decoded callable that drops its return value": (
@@ -722,3 +775,23 @@ def test_traced_yields_a_traced_record_filled_in_when_the_block_ends() -> None:
     assert memory.peak >= len(held)
     assert memory.retained >= len(held)
     del held
+
+
+def test_shares_memory_sees_views_of_every_buffer_type() -> None:
+    from freight.testing.assertions import buffer_span, shares_memory
+
+    data = bytearray(range(256)) * 16
+    array = np.frombuffer(data, dtype=np.uint8)
+    for view in (
+        memoryview(data)[100:200],
+        pickle.PickleBuffer(data),
+        array[::-1][:10],  # negative strides: the end of data
+        np.frombuffer(memoryview(data)[8:], dtype=np.float64),
+    ):
+        assert shares_memory(view, data), view
+    assert shares_memory(array[::-1][:10], array[-10:])
+    assert not shares_memory(array[::-1][:10], array[:10])
+    for copy in (bytes(data), bytearray(data), array.copy(), memoryview(bytes(data))):
+        assert not shares_memory(copy, data), type(copy)
+    assert buffer_span(42) is None
+    assert not shares_memory(b"", data)
