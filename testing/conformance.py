@@ -428,15 +428,22 @@ class StrategyConformance:
         """The check for one drawn value and damage plan.  Everything hypothesis
         draws (the value, the plan) is drawn before the strategy encodes, so a
         strategy whose payloads vary between encodes gets the same draws when an
-        example is replayed."""
+        example is replayed; and the seed payload of a value is remembered for the
+        run (``_Seeds``), so a replayed example damages the very same payload and a
+        failure reproduces while hypothesis shrinks it."""
         strategy = self.strategy
         assert strategy is not None
+        seeds = _Seeds()
 
         def check(drawn: Any, plan: DamagePlan) -> None:
-            try:
-                seed = payload_of(strategy, envelope, self._seed(drawn))
-            except SerdeError:
-                return  # outside what the strategy encodes: the round trip says so
+            value = self._seed(drawn)
+            seed = seeds.get(value)
+            if seed is None:
+                try:
+                    seed = payload_of(strategy, envelope, value)
+                except SerdeError:
+                    return  # outside what the strategy encodes: the round trip says
+                seeds.put(value, seed)
             payload = apply_damage(plan, strategy, envelope, seed)
             note(f"damaged payload: {Damaged(payload)!r}")
             assert_rejects_malformed(
@@ -558,6 +565,41 @@ def _large_buffer_candidates(size: int) -> list[tuple[str, Any]]:
     except ImportError:
         return candidates
     return [*candidates, ("numpy array", np.arange(size // 8, dtype="float64"))]
+
+
+class _Seeds:
+    """Valid payloads by the repr of the value they encode, for one property run,
+    up to ``budget`` bytes.  Any valid payload serves as a seed, so two values with
+    one repr (a summarised numpy repr) sharing a payload is harmless; a value whose
+    repr fails or differs each time (an object address) is simply encoded again."""
+
+    def __init__(self, budget: int = 64 * MiB) -> None:
+        self._payloads: dict[tuple[type, str], Any] = {}
+        self._left = budget
+
+    @staticmethod
+    def _key(value: Any) -> tuple[type, str] | None:
+        try:
+            return type(value), repr(value)
+        except Exception:
+            return None
+
+    def get(self, value: Any) -> Any:
+        key = self._key(value)
+        return None if key is None else self._payloads.get(key)
+
+    def put(self, value: Any, payload: Any) -> None:
+        key = self._key(value)
+        size = len(payload) if isinstance(payload, str) else _frames_size(payload)
+        if key is not None and size <= self._left:
+            self._payloads[key] = payload
+            self._left -= size
+
+
+def _frames_size(payload: Any) -> int:
+    if isinstance(payload, list | tuple):
+        return sum(memoryview(f).nbytes for f in payload)
+    return memoryview(payload).nbytes
 
 
 def _class_of(strategy: Strategy) -> type[SerializationStrategy]:

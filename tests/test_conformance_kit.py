@@ -543,6 +543,27 @@ def test_a_strategy_whose_payloads_vary_passes_the_kit(
     assert len(passed) >= 20
 
 
+def test_a_fault_of_a_strategy_whose_payloads_vary_reproduces(
+    pytester: pytest.Pytester,
+) -> None:
+    # The same nonce strategy with a decoder that lets ValueError escape: the kit
+    # must report that fault as such, not hypothesis' FlakyFailure (a replayed
+    # example damages the payload it damaged the first time).
+    source = HONEST_NONCE.replace(
+        "decoded = super().decode(data)", "decoded = json.loads(data)"
+    )
+    pytester.makepyfile(test_strategy=GOOD + source)
+    result = pytester.inline_run("--freight-examples=40", *KIT_ARGS[1:])
+    _passed, _skipped, failed = result.listoutcomes()
+    assert {r.nodeid.split("::")[-1].split("[")[0] for r in failed} == {
+        "test_decoder_raises_only_deserialization_error"
+    }
+    for report in failed:
+        text = str(report.longrepr)
+        assert "let JSONDecodeError escape" in text
+        assert "Flaky" not in text, text[-3000:]
+
+
 def test_a_failing_property_names_the_strategy(pytester: pytest.Pytester) -> None:
     # A decoder that is wrong half of the time: hypothesis reports the flaky
     # failure in its own words; the kit adds which strategy it was.
