@@ -307,17 +307,22 @@ def test_the_verdict_check_fails_on_a_verdict_the_numbers_do_not_give(
     quick_run: tuple[RunResult, dict[str, Any]],
 ) -> None:
     run, _ = quick_run
-    figure = by_name(run.figures, GEO)
-    target = float(figure.target.removeprefix(">=").strip().removesuffix("x"))
-    geo = geometric_speedup(run)
-    # Move freight across the target: twice past it, whichever side it is on.
-    factor = 2 * geo / target if geo >= target else target / geo / 2
-    mutated = slowed(run, "freight_blob", factor)
-    with pytest.raises(AssertionError):
-        assert_speedup_verdict_follows_the_rows(mutated)  # stale figures
-    mutated.figures = figures.check(mutated)
-    assert_speedup_verdict_follows_the_rows(mutated)
-    assert by_name(mutated.figures, GEO).status != figure.status
+    target = float(
+        by_name(run.figures, GEO).target.removeprefix(">=").strip().removesuffix("x")
+    )
+    # From either side of the target (whatever this machine measured) ...
+    for side in (2 * target, target / 2):
+        start = slowed(run, "freight_blob", geometric_speedup(run) / side)
+        start.figures = figures.check(start)
+        assert_speedup_verdict_follows_the_rows(start)
+        verdict = by_name(start.figures, GEO).status
+        # ... freight moved to the other side: the old verdict no longer follows.
+        mutated = slowed(start, "freight_blob", side * side / target / target)
+        with pytest.raises(AssertionError):
+            assert_speedup_verdict_follows_the_rows(mutated)  # stale figures
+        mutated.figures = figures.check(mutated)
+        assert_speedup_verdict_follows_the_rows(mutated)
+        assert by_name(mutated.figures, GEO).status != verdict
 
 
 def test_a_quick_run_against_its_own_baseline_flags_exactly_a_slowed_row(
