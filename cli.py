@@ -115,7 +115,7 @@ def _strategies(*, as_json: bool) -> int:
     strategies = []
     for rec in registry:
         s = rec.strategy
-        status = "decode-only" if s.decode_only else "yes" if s.deprecated else "no"
+        deprecated = "decode-only" if s.decode_only else "yes" if s.deprecated else "no"
         strategies.append(
             {
                 "identifier": rec.identifier.rstrip("\n"),
@@ -124,7 +124,7 @@ def _strategies(*, as_json: bool) -> int:
                 "kind": "code" if rec.for_code else "data",
                 "plugin": rec.plugin.name,
                 "distribution": rec.plugin.distribution or "(run time)",
-                "deprecated": status,
+                "deprecated": deprecated,
                 "properties": _property_names(s.properties),
             }
         )

@@ -64,7 +64,7 @@ _TOP_LEVEL = {
     kind: msgpack.packb(msgpack.ExtType(BLOB_EXT, _BLOB.pack(kind, 0)))
     for kind in (_BLOB_VIEW, _BLOB_BYTES, _BLOB_BYTEARRAY)
 }
-_SCALARS = frozenset({int, float, bool, type(None), str})
+_SCALARS: frozenset[type] = frozenset({int, float, bool, type(None), str})
 _DOMAIN = (
     "the msgpack domain is None, bool, int (64-bit), float, str, bytes, list, tuple"
     " and dict; use the pickle strategy for other Python objects"

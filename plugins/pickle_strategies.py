@@ -57,7 +57,7 @@ _RAW_BYTEARRAY = b"Ra"
 _RAW_STR = b"Rs"  # frame 0 is the str's UTF-8 (surrogates pass through)
 _RAW_MEMORYVIEW = b"Rm"  # optionally followed by b"<format>;<d0>,<d1>,..."
 
-_SCALARS = frozenset({int, float, bool, type(None), complex})
+_SCALARS: frozenset[type] = frozenset({int, float, bool, type(None), complex})
 _FunctionType = types.FunctionType
 
 #: Top-level ``bytes`` / ``bytearray`` of at least this many bytes skip pickle:

@@ -80,7 +80,8 @@ class _PureSource(TextStrategy):
 
     def encode_text(self, obj: Any) -> str:
         require_self_contained(obj)
-        return obj.__name__ + _SEPARATOR + source_text(obj, self.source_of)
+        name: str = obj.__name__
+        return name + _SEPARATOR + source_text(obj, self.source_of)
 
     def decode_text(self, text: str) -> Any:
         name, sep, source = text.partition(_SEPARATOR)

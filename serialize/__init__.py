@@ -9,7 +9,7 @@ one.  ``import freight.serialize`` itself loads no plugin.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from freight.serialize.errors import (
     ClosureNotCarried,
@@ -92,6 +92,9 @@ _SELECTABLE = {
     "SELECTABLE_DATA_STRATEGIES": False,
 }
 # -- end of the reference's names ------------------------------------------------------
+
+if TYPE_CHECKING:  # imported lazily (it imports pluggy); typed for plugin authors
+    from freight.serialize.hookspecs import hookimpl
 
 __all__ = [
     "DEFAULT_ALLOWED_MODULES",

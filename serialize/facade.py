@@ -1151,11 +1151,16 @@ def _describe_producer(message: binary.Message) -> str:
 def _encode_failure(
     strategy: SerializationStrategy, error: Exception
 ) -> SerializationError:
+    """A ``SerializationError`` naming ``strategy``.  A strategy may raise
+    ``SerializationError`` itself: its reason is kept as it is, without a second
+    type name, and not prefixed again if it already carries this prefix."""
     kind = "Code" if strategy.for_code else "Data"
-    return SerializationError(
-        f"{kind} serialization strategy {type(strategy).__name__} failed:"
-        f" {type(error).__name__}: {error}"
-    )
+    prefix = f"{kind} serialization strategy {type(strategy).__name__} failed:"
+    if isinstance(error, SerializationError):
+        if error.reason.startswith(prefix):
+            return SerializationError(error.reason)
+        return SerializationError(f"{prefix} {error.reason}")
+    return SerializationError(f"{prefix} {type(error).__name__}: {error}")
 
 
 def _decode_failure(
@@ -1165,12 +1170,12 @@ def _decode_failure(
     ``error`` itself if it already is one that does (``raise_from`` then lets it
     propagate as it is)."""
     name = type(strategy).__name__
-    if isinstance(error, DeserializationError) and name in error.reason:
-        return error
-    return DeserializationError(
-        f"{name} ({strategy.identifier!r}) failed to deserialize the payload:"
-        f" {type(error).__name__}: {error}"
-    )
+    prefix = f"{name} ({strategy.identifier!r}) failed to deserialize the payload:"
+    if isinstance(error, DeserializationError):
+        if name in error.reason:
+            return error
+        return DeserializationError(f"{prefix} {error.reason}")
+    return DeserializationError(f"{prefix} {type(error).__name__}: {error}")
 
 
 def _split_coalesced(

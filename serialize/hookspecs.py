@@ -20,6 +20,11 @@ imports each entry point's object.  freight's own strategies register exactly th
 way (see the ``[project.entry-points."freight.strategies"]`` table in freight's
 ``pyproject.toml``).  A plugin object can also be registered at run time with
 ``freight.serialize.default_registry().register_plugin(obj, name)``.
+
+Which entry points load (``FREIGHT_PLUGINS``, ``FREIGHT_BLOCK_PLUGINS``,
+``FREIGHT_DISABLE_PLUGIN_AUTOLOAD``, ``FREIGHT_STRICT_PLUGINS``, and which wins) and
+how a broken plugin is reported are described in ``freight.serialize.registry``;
+PLUGINS.md at the repository root is the author's guide.
 """
 
 from __future__ import annotations
@@ -44,7 +49,8 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 def freight_strategies() -> Iterable[type[SerializationStrategy]]:  # type: ignore[empty-body]
     """Return the ``SerializationStrategy`` subclasses this plugin provides.
 
-    Each class must define ``identifier`` (two characters and ``"\\n"``) and
+    Each class must define ``identifier`` (two characters and ``"\\n"``, the
+    newline included: ``"Z1\\n"``) and
     ``for_code``, may define a short ``name`` (default: the class name), and must be
     instantiable with no arguments; freight makes one instance per registry.
 

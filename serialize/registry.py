@@ -8,20 +8,35 @@ package lacks beyond their identifier range (``freight.serialize.identifiers``).
 A strategy is found by identifier (the hot path: one dict access), class, instance,
 short name, class name or import path.
 
-Loading is under the user's control (``PluginSettings``, read from the environment):
+Loading is under the user's control (``PluginSettings``, read from the environment;
+names are entry-point names, comma-separated):
 
 ``FREIGHT_DISABLE_PLUGIN_AUTOLOAD=1``
-    load no third-party plugin (freight's own built-ins still load).
+    load no third-party plugin that is not named in ``FREIGHT_PLUGINS``.
 ``FREIGHT_PLUGINS=a,b``
-    load only these third-party plugins (entry-point names).
+    load these third-party plugins, and no other third party.  A plugin named here
+    loads even when autoloading is disabled, as ``pytest -p name`` does under
+    ``PYTEST_DISABLE_PLUGIN_AUTOLOAD``; a name with no installed entry point is
+    reported (a warning, or ``PluginError`` in strict mode).
 ``FREIGHT_BLOCK_PLUGINS=a,b``
     never load these plugins, built-ins included (e.g. ``pickle,dill,combo``
     leaves no built-in pickle-family decoder registered; the combo strategies
     have dill members).
 ``FREIGHT_STRICT_PLUGINS=1``
-    a plugin that fails to import or register is an error at load, not a warning.
+    a plugin that fails to import or register (or a name in ``FREIGHT_PLUGINS``
+    that is not installed) raises ``PluginError`` from the first lookup, instead of
+    being logged and skipped.
 
-Without strict mode a broken plugin is logged with its traceback, recorded in
+Precedence, for one entry point: ``FREIGHT_BLOCK_PLUGINS`` wins over everything (a
+name both allowed and blocked is blocked); then freight's built-ins always load
+(the default strategies must keep working: the two other variables concern third
+parties only); then a third party loads if ``FREIGHT_PLUGINS`` names it, is
+skipped if ``FREIGHT_PLUGINS`` is set and does not, and otherwise loads unless
+``FREIGHT_DISABLE_PLUGIN_AUTOLOAD`` is set.  So with ``FREIGHT_PLUGINS`` set,
+``FREIGHT_DISABLE_PLUGIN_AUTOLOAD`` changes nothing.
+
+Without strict mode a broken plugin is logged as a ``WARNING`` on the
+``freight.serialize.registry`` logger, with its traceback, recorded in
 ``plugin_statuses()`` (and ``freight strategies``) and skipped; every other
 strategy keeps working.  Built-ins load first, so a third party cannot take over a
 built-in identifier by loading earlier.
@@ -77,9 +92,10 @@ class PluginSettings:
     """Which entry-point plugins a registry loads; ``from_env()`` reads the
     ``FREIGHT_*`` variables described in this module's docstring."""
 
-    #: Load third-party plugins at all.
+    #: Load third-party plugins that ``allow`` does not name.
     autoload: bool = True
-    #: If set, the only third-party plugins loaded (entry-point names).
+    #: If set, the only third-party plugins loaded (entry-point names); they load
+    #: whatever ``autoload`` says.
     allow: frozenset[str] | None = None
     #: Plugins never loaded, built-ins included.
     block: frozenset[str] = frozenset()
@@ -206,7 +222,25 @@ class StrategyRegistry:
             for ep in sorted(found, key=lambda e: (not _is_builtin(e), e.name)):
                 if ep.name not in self._plugins:
                     self._load_entry_point(ep, settings)
+            self._report_missing(settings, {ep.name for ep in found})
             self._loaded = True
+
+    def _report_missing(self, settings: PluginSettings, found: set[str]) -> None:
+        """A name in ``FREIGHT_PLUGINS`` that no installed entry point has is a
+        mistake the user should hear about: a warning, or strict mode's error."""
+        for name in sorted((settings.allow or frozenset()) - found):
+            if name in settings.block:
+                continue
+            reason = (
+                f"named in FREIGHT_PLUGINS, but no {self.entry_point_group!r} entry"
+                " point of that name is installed"
+            )
+            if settings.strict:
+                raise PluginError(
+                    f"plugin {name!r}: {reason} (FREIGHT_STRICT_PLUGINS is set)"
+                )
+            logger.warning("freight plugin %r: %s", name, reason)
+            self._statuses[name] = PluginStatus(name, None, "failed", reason)
 
     def _load_entry_point(self, ep: EntryPoint, settings: PluginSettings) -> None:
         builtin = _is_builtin(ep)
@@ -217,12 +251,12 @@ class StrategyRegistry:
                 ep.name, dist, "blocked", "named in FREIGHT_BLOCK_PLUGINS"
             )
             return
-        if not builtin and not settings.autoload:
-            skip = "FREIGHT_DISABLE_PLUGIN_AUTOLOAD is set"
-        elif (
-            not builtin and settings.allow is not None and ep.name not in settings.allow
-        ):
+        if builtin or (settings.allow is not None and ep.name in settings.allow):
+            pass  # built-ins always load; an explicitly named plugin loads
+        elif settings.allow is not None:
             skip = "not named in FREIGHT_PLUGINS"
+        elif not settings.autoload:
+            skip = "FREIGHT_DISABLE_PLUGIN_AUTOLOAD is set (name it in FREIGHT_PLUGINS)"
         if skip:
             self._statuses[ep.name] = PluginStatus(ep.name, dist, "skipped", skip)
             return

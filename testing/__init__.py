@@ -34,9 +34,16 @@ if TYPE_CHECKING:
         assert_same_value,
         payload_of,
         serializer_for,
+        shares_memory,
     )
     from freight.testing.conformance import StrategyConformance, strategy_conformance
-    from freight.testing.malformed import DAMAGE, damaged_payloads
+    from freight.testing.malformed import (
+        DAMAGE,
+        DamagePlan,
+        apply_damage,
+        damage_plans,
+        damaged_payloads,
+    )
     from freight.testing.sample_callables import (
         CallableCase,
         callables,
@@ -63,6 +70,7 @@ _EXPORTS = {
     "assert_same_value": "assertions",
     "payload_of": "assertions",
     "serializer_for": "assertions",
+    "shares_memory": "assertions",
     "CallableCase": "sample_callables",
     "callables": "sample_callables",
     "closures": "sample_callables",
@@ -74,6 +82,9 @@ _EXPORTS = {
     "strategy_conformance": "conformance",
     "DAMAGE": "malformed",
     "damaged_payloads": "malformed",
+    "DamagePlan": "malformed",
+    "apply_damage": "malformed",
+    "damage_plans": "malformed",
     "json_values": "values",
     "large_buffers": "values",
     "msgpack_values": "values",
@@ -84,8 +95,10 @@ __all__ = [
     "DAMAGE",
     "ENVELOPES",
     "CallableCase",
+    "DamagePlan",
     "KitSerializer",
     "StrategyConformance",
+    "apply_damage",
     "assert_deterministic",
     "assert_deterministic_across_processes",
     "assert_rejects_malformed",
@@ -93,6 +106,7 @@ __all__ = [
     "assert_same_value",
     "callables",
     "closures",
+    "damage_plans",
     "damaged_payloads",
     "decorated_functions",
     "define_by_value",
@@ -104,6 +118,7 @@ __all__ = [
     "payload_of",
     "picklable_values",
     "serializer_for",
+    "shares_memory",
     "strategy_conformance",
 ]
 

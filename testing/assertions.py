@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import ctypes
 import dataclasses
 import datetime as dt
 import decimal
@@ -263,6 +264,67 @@ def transported(envelope: str, payload: Any) -> Any:
     if envelope == "blob":
         return bytes(memoryview(payload).cast("B"))
     return [bytes(memoryview(frame).cast("B")) for frame in payload]
+
+
+# -- memory ------------------------------------------------------------------------
+
+
+class _PyBuffer(ctypes.Structure):
+    """CPython's ``Py_buffer`` (part of the stable ABI since 3.11)."""
+
+    _fields_ = [
+        ("buf", ctypes.c_void_p),
+        ("obj", ctypes.c_void_p),
+        ("len", ctypes.c_ssize_t),
+        ("itemsize", ctypes.c_ssize_t),
+        ("readonly", ctypes.c_int),
+        ("ndim", ctypes.c_int),
+        ("format", ctypes.c_char_p),
+        ("shape", ctypes.POINTER(ctypes.c_ssize_t)),
+        ("strides", ctypes.POINTER(ctypes.c_ssize_t)),
+        ("suboffsets", ctypes.POINTER(ctypes.c_ssize_t)),
+        ("internal", ctypes.c_void_p),
+    ]
+
+
+def buffer_span(obj: Any) -> tuple[int, int] | None:
+    """``(address, length)`` of the memory ``obj`` exposes through the buffer
+    protocol (its first byte, and its extent), or ``None`` if it exposes none.
+    Works for bytes, bytearray, memoryview, PickleBuffer, numpy arrays and any
+    other exporter, without numpy."""
+    view = _PyBuffer()
+    get = ctypes.pythonapi.PyObject_GetBuffer
+    get.argtypes = [ctypes.py_object, ctypes.POINTER(_PyBuffer), ctypes.c_int]
+    get.restype = ctypes.c_int
+    release = ctypes.pythonapi.PyBuffer_Release
+    release.argtypes = [ctypes.POINTER(_PyBuffer)]
+    release.restype = None
+    try:
+        # PyBUF_RECORDS_RO: any strided layout, with shape and strides.
+        get(obj, ctypes.byref(view), 0x10 | 0x8 | 0x4)
+    except (TypeError, BufferError, ValueError):
+        return None
+    try:
+        start = view.buf or 0
+        if not view.len or not view.strides:
+            return start, view.len
+        low = high = 0
+        for dim in range(view.ndim):
+            reach = (view.shape[dim] - 1) * view.strides[dim]
+            low, high = low + min(reach, 0), high + max(reach, 0)
+        return start + low, high - low + view.itemsize
+    finally:
+        release(ctypes.byref(view))
+
+
+def shares_memory(a: Any, b: Any) -> bool:
+    """Whether the memory ``a`` and ``b`` expose (buffer protocol) overlaps: one
+    is a view of the other, or both of a third."""
+    span_a, span_b = buffer_span(a), buffer_span(b)
+    if span_a is None or span_b is None or not span_a[1] or not span_b[1]:
+        return False
+    (start_a, len_a), (start_b, len_b) = span_a, span_b
+    return start_a < start_b + len_b and start_b < start_a + len_a
 
 
 # -- type-strict equality ------------------------------------------------------------
@@ -851,7 +913,6 @@ def time_limit(seconds: float | None) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-@contextlib.contextmanager
 @dataclasses.dataclass
 class Traced:
     """Filled in when a ``traced()`` block ends: bytes allocated at its peak, and

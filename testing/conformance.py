@@ -37,12 +37,13 @@ command line, else ``$FREIGHT_EXAMPLES``, else the class's ``max_examples``, els
 from __future__ import annotations
 
 import os
+import pickle
 import sys
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, given, note, settings
 from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 
@@ -59,6 +60,7 @@ from freight.testing import identifier_policy
 from freight.testing.assertions import (
     DECODE_TIME_LIMIT,
     ENVELOPES,
+    KitSerializer,
     Strategy,
     assert_deterministic,
     assert_deterministic_across_processes,
@@ -66,10 +68,17 @@ from freight.testing.assertions import (
     assert_roundtrip,
     kit_serializer,
     payload_of,
+    shares_memory,
     short_repr,
     transported,
 )
-from freight.testing.malformed import DAMAGE, Damaged, damaged_payloads
+from freight.testing.malformed import (
+    DAMAGE,
+    Damaged,
+    DamagePlan,
+    apply_damage,
+    damage_plans,
+)
 from freight.testing.sample_callables import CallableCase, callables
 
 #: Examples per hypothesis property when nothing says otherwise.
@@ -240,7 +249,21 @@ class StrategyConformance:
         if inner is not None:
             # One example database entry per generated test, not one shared by all.
             inner._hypothesis_internal_add_digest = request.node.nodeid.encode()
-        run()
+        try:
+            run()
+        except Exception as e:
+            # Hypothesis' own errors (FlakyStrategyDefinition, FlakyFailure ...)
+            # name no strategy; every failure of a property says which one.
+            e.add_note(f"freight conformance kit: strategy {self._describe()}")
+            raise
+
+    def _describe(self) -> str:
+        cls = self._cls
+        return (
+            f"{cls.__module__}.{cls.__qualname__}"
+            f" (identifier {getattr(cls, 'identifier', None)!r},"
+            f" name {getattr(cls, 'name', None)!r})"
+        )
 
     # -- declarations and identity ----------------------------------------------------
 
@@ -375,9 +398,9 @@ class StrategyConformance:
     ) -> None:
         self._run(
             request,
-            self._malformed_property(envelope, damage, strict=False),
+            self._malformed_property(envelope, strict=False),
             self._domain(),
-            st.data(),
+            damage_plans(damage, oversized_size=self.oversized_size),
         )
 
     def test_decoder_raises_only_deserialization_error(
@@ -389,38 +412,40 @@ class StrategyConformance:
                 " checked"
             )
         envelope = "text" if decoder == "deserialize" else "frames"
-        strategy = self.strategy
-        assert strategy is not None
-
-        def check(drawn: Any, damage: str, data: st.DataObject) -> None:
-            self._malformed_property(envelope, damage, strict=True)(drawn, data)
-
+        plans = st.sampled_from(self.damages).flatmap(
+            lambda damage: damage_plans(damage, oversized_size=self.oversized_size)
+        )
         self._run(
-            request, check, self._domain(), st.sampled_from(self.damages), st.data()
+            request,
+            self._malformed_property(envelope, strict=True),
+            self._domain(),
+            plans,
         )
 
     def _malformed_property(
-        self, envelope: str, damage: str, *, strict: bool
-    ) -> Callable[[Any, st.DataObject], None]:
+        self, envelope: str, *, strict: bool
+    ) -> Callable[[Any, DamagePlan], None]:
+        """The check for one drawn value and damage plan.  Everything hypothesis
+        draws (the value, the plan) is drawn before the strategy encodes, so a
+        strategy whose payloads vary between encodes gets the same draws when an
+        example is replayed; and the seed payload of a value is remembered for the
+        run (``_Seeds``), so a replayed example damages the very same payload and a
+        failure reproduces while hypothesis shrinks it."""
         strategy = self.strategy
         assert strategy is not None
+        seeds = _Seeds()
 
-        def check(drawn: Any, data: st.DataObject) -> None:
-            try:
-                seed = payload_of(strategy, envelope, self._seed(drawn))
-            except SerdeError:
-                # Outside what the strategy encodes: the round trip reports it.
-                data.draw(st.nothing())
-            payload = data.draw(
-                damaged_payloads(
-                    strategy,
-                    envelope,
-                    seed,
-                    damage,
-                    oversized_size=self.oversized_size,
-                ).map(Damaged),
-                label=f"{damage} payload",
-            ).payload
+        def check(drawn: Any, plan: DamagePlan) -> None:
+            value = self._seed(drawn)
+            seed = seeds.get(value)
+            if seed is None:
+                try:
+                    seed = payload_of(strategy, envelope, value)
+                except SerdeError:
+                    return  # outside what the strategy encodes: the round trip says
+                seeds.put(value, seed)
+            payload = apply_damage(plan, strategy, envelope, seed)
+            note(f"damaged payload: {Damaged(payload)!r}")
             assert_rejects_malformed(
                 strategy,
                 payload,
@@ -464,6 +489,11 @@ class StrategyConformance:
         assert_deterministic_across_processes(cls, sample)
 
     def test_zero_copy(self) -> None:
+        """Each large buffer type the strategy accepts (bytes, bytearray,
+        memoryview, PickleBuffer, a numpy array where numpy is installed) must go
+        out as a frame that *is* the value's memory (encode), and come back as a
+        value that *is* the received frame's memory (decode).  A bytearray owns
+        its memory, so its decode cannot be a view: only its encode is checked."""
         cls = self._cls
         if Property.ZERO_COPY not in cls.properties:
             pytest.skip(f"{cls.__name__} does not declare Property.ZERO_COPY")
@@ -473,54 +503,103 @@ class StrategyConformance:
         assert strategy is not None
         size = 4 * MiB
         kit = kit_serializer(strategy)
-        frames, value = None, None
-        for candidate in _large_buffer_candidates(size):
+        accepted = []
+        for kind, candidate in _large_buffer_candidates(size):
             try:
                 frames = kit.encode("frames", candidate)
             except SerdeError:
-                continue
-            value = candidate
-            break
-        assert frames is not None, (
-            f"{cls.__name__} declares Property.ZERO_COPY but serializes none of a"
-            " numpy array, a bytearray or bytes"
-        )
-        message = binary.parse_message(frames)
-        largest = max((b.nbytes for b in message.buffers), default=0)
-        assert largest >= size and len(message.body) < size // 4, (
-            f"{cls.__name__} declares Property.ZERO_COPY, but a {size}-byte"
-            f" {type(value).__name__} was not carried as an out-of-band frame"
-            f" (body {len(message.body)} bytes, buffers"
-            f" {[b.nbytes for b in message.buffers]})"
-        )
-        np = sys.modules.get("numpy")
-        if np is None or not isinstance(value, np.ndarray):
-            return
-        received = transported("frames", frames)
-        try:
-            decoded = kit.decode("frames", received)
-        except DeserializationError as e:
-            raise AssertionError(f"{cls.__name__} could not decode: {e}") from e
-        assert any(
-            np.shares_memory(decoded, np.frombuffer(frame, dtype=np.uint8))
-            for frame in received[2:]
-        ), (
-            f"{cls.__name__} declares Property.ZERO_COPY, but the decoded array is a"
-            " copy, not a view of the received frame"
+                continue  # a type the strategy does not carry
+            accepted.append(kind)
+            _check_zero_copy(kit, cls, kind, candidate, frames, size)
+        assert accepted, (
+            f"{cls.__name__} declares Property.ZERO_COPY but serializes none of"
+            f" {', '.join(k for k, _ in _large_buffer_candidates(0))}"
         )
 
 
-def _large_buffer_candidates(size: int) -> list[Any]:
-    """Large values a zero-copy data strategy may carry, most specific first."""
-    candidates: list[Any] = []
+def _check_zero_copy(
+    kit: KitSerializer,
+    cls: type[SerializationStrategy],
+    kind: str,
+    value: Any,
+    frames: list[Any],
+    size: int,
+) -> None:
+    """One buffer type's zero-copy round trip: out-of-band, uncopied, both ways."""
+    message = binary.parse_message(frames)
+    largest = max((b.nbytes for b in message.buffers), default=0)
+    claim = f"{cls.__name__} declares Property.ZERO_COPY, but a {size}-byte {kind}"
+    assert largest >= size and len(message.body) < size // 4, (
+        f"{claim} was not carried as an out-of-band frame (body"
+        f" {len(message.body)} bytes, buffers {[b.nbytes for b in message.buffers]})"
+    )
+    assert any(shares_memory(frame, value) for frame in frames[2:]), (
+        f"{claim} was copied on encode: no out-of-band frame is the value's memory"
+        " (hand the buffer itself, a memoryview or a PickleBuffer of it, to"
+        " to_frames)"
+    )
+    if kind == "bytearray":
+        return  # a bytearray owns its memory: decoding one always copies
+    received = transported("frames", frames)
+    try:
+        decoded = kit.decode("frames", received)
+    except DeserializationError as e:
+        raise AssertionError(f"{cls.__name__} could not decode a {kind}: {e}") from e
+    assert any(shares_memory(decoded, frame) for frame in received[2:]), (
+        f"{claim} came back as a copy ({type(decoded).__name__}), not a view of"
+        " the received frame"
+    )
+
+
+def _large_buffer_candidates(size: int) -> list[tuple[str, Any]]:
+    """Large values of each buffer type a zero-copy data strategy may carry."""
+    data = os.urandom(size)
+    candidates: list[tuple[str, Any]] = [
+        ("bytes", data),
+        ("bytearray", bytearray(data)),
+        ("memoryview", memoryview(bytearray(data))),
+        ("PickleBuffer", pickle.PickleBuffer(bytearray(data))),
+    ]
     try:
         import numpy as np
-
-        candidates.append(np.arange(size // 8, dtype="float64"))
     except ImportError:
-        pass
-    data = os.urandom(size)
-    return [*candidates, bytearray(data), data]
+        return candidates
+    return [*candidates, ("numpy array", np.arange(size // 8, dtype="float64"))]
+
+
+class _Seeds:
+    """Valid payloads by the repr of the value they encode, for one property run,
+    up to ``budget`` bytes.  Any valid payload serves as a seed, so two values with
+    one repr (a summarised numpy repr) sharing a payload is harmless; a value whose
+    repr fails or differs each time (an object address) is simply encoded again."""
+
+    def __init__(self, budget: int = 64 * MiB) -> None:
+        self._payloads: dict[tuple[type, str], Any] = {}
+        self._left = budget
+
+    @staticmethod
+    def _key(value: Any) -> tuple[type, str] | None:
+        try:
+            return type(value), repr(value)
+        except Exception:
+            return None
+
+    def get(self, value: Any) -> Any:
+        key = self._key(value)
+        return None if key is None else self._payloads.get(key)
+
+    def put(self, value: Any, payload: Any) -> None:
+        key = self._key(value)
+        size = len(payload) if isinstance(payload, str) else _frames_size(payload)
+        if key is not None and size <= self._left:
+            self._payloads[key] = payload
+            self._left -= size
+
+
+def _frames_size(payload: Any) -> int:
+    if isinstance(payload, list | tuple):
+        return sum(memoryview(f).nbytes for f in payload)
+    return memoryview(payload).nbytes
 
 
 def _class_of(strategy: Strategy) -> type[SerializationStrategy]:

@@ -1,4 +1,4 @@
-"""Hypothesis strategies for malformed payloads: valid payloads, damaged.
+"""Malformed payloads: valid payloads, damaged by a plan drawn beforehand.
 
 A damaged payload starts from a valid one (the *seed*, made by the strategy under
 test from a value of its domain) and is hurt in one of five ways, ``DAMAGE``:
@@ -13,10 +13,20 @@ Most damage is done to the *body and buffers* and then framed correctly again, s
 it gets past the envelope and reaches the strategy's decoder; for a
 ``BytesStrategy`` the text envelope's base64 is decoded, damaged and re-encoded for
 the same reason.  A quarter of the binary cases damage the envelope itself.
+
+**What hypothesis draws never depends on the payload.**  Every choice a damage
+needs (where to cut, which bits, which part, what junk) is drawn first, as a
+``DamagePlan`` of payload-independent numbers and bytes (``damage_plans``), and
+``apply_damage`` then applies it to the seed, reducing positions modulo the
+lengths it finds.  A strategy whose payloads differ from one encode to the next
+(a random nonce, a timestamp: honest if it does not claim ``DETERMINISTIC``) gets
+the same draws when hypothesis replays or shrinks an example, so the kit is not
+flaky for it (hypothesis would otherwise stop with ``FlakyStrategyDefinition``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from typing import Any
 
@@ -36,6 +46,8 @@ DAMAGE = ("truncated", "bit-flipped", "extended", "garbage", "oversized")
 
 MiB = 1 << 20
 
+_POSITION = st.integers(0, 2**32 - 1)
+
 
 class Damaged:
     """A damaged payload, with a repr short enough for a falsifying example."""
@@ -51,6 +63,88 @@ class Damaged:
         return f"Damaged({short_repr(payload, 300)})"
 
 
+@dataclasses.dataclass(frozen=True)
+class DamagePlan:
+    """Every choice one damage makes, drawn before the payload is known.
+
+    Positions are reduced modulo the length of what they apply to, so one plan
+    applies to payloads of any length.
+    """
+
+    damage: str
+    #: Binary envelopes: damage the framing itself rather than body and buffers.
+    envelope_itself: bool = False
+    #: Text envelope of a ``BytesStrategy``: damage the bytes under the base64.
+    under_base64: bool = False
+    #: The second form of a damage: junk alone rather than appended, a buffer
+    #: frame dropped or added, the body length rather than the buffer count.
+    variant: bool = False
+    #: Which body/buffer part to damage (modulo the candidates).
+    part: int = 0
+    #: Where to cut (modulo the length).
+    cut: int = 0
+    #: ``(position, bit)`` pairs to flip.
+    flips: tuple[tuple[int, int], ...] = ()
+    #: Bytes appended (``extended``) or, in the binary framing, a frame added.
+    extra: bytes = b""
+    #: Text appended or, for ``garbage``, the whole text body.
+    text: str = ""
+    #: The body and buffers of a ``garbage`` payload.
+    garbage: tuple[bytes, ...] = (b"",)
+    #: ``oversized``: how many bytes of junk, and the seed they come from.
+    junk_size: int = 0
+    junk_seed: int = 0
+    #: ``oversized`` framing: the declared body length and buffer count.
+    huge_length: int = 2**32
+    huge_count: int = 2**16
+
+    def __repr__(self) -> str:
+        fields = [
+            f"{f.name}={short_repr(getattr(self, f.name), 80)}"
+            for f in dataclasses.fields(self)
+            if getattr(self, f.name) != f.default or f.name == "damage"
+        ]
+        return f"DamagePlan({', '.join(fields)})"
+
+    def junk(self) -> bytes:
+        return random.Random(self.junk_seed).randbytes(self.junk_size)
+
+
+@st.composite
+def damage_plans(
+    draw: DrawFn, damage: str, *, oversized_size: int = 4 * MiB
+) -> DamagePlan:
+    """Plans for ``damage``; what is drawn depends on ``damage`` only."""
+    if damage not in DAMAGE:
+        raise ValueError(f"unknown damage {damage!r}; use one of {DAMAGE}")
+    plan: dict[str, Any] = {
+        "envelope_itself": draw(st.integers(0, 3)) == 0,
+        "under_base64": draw(st.booleans()),
+        "variant": draw(st.booleans()),
+        "part": draw(_POSITION),
+    }
+    if damage == "truncated":
+        plan["cut"] = draw(_POSITION)
+    elif damage == "bit-flipped":
+        flips = st.tuples(_POSITION, st.integers(0, 7))
+        plan["flips"] = tuple(draw(st.lists(flips, min_size=1, max_size=3)))
+    elif damage == "extended":
+        plan["extra"] = draw(st.binary(min_size=1, max_size=64))
+        plan["text"] = draw(st.text(min_size=1, max_size=64))
+    elif damage == "garbage":
+        body = draw(st.binary(max_size=256))
+        buffers = draw(st.lists(st.binary(max_size=64), max_size=2))
+        plan["garbage"] = (body, *buffers)
+        plan["text"] = draw(st.text(max_size=256))
+    else:
+        top = max(1, oversized_size)
+        plan["junk_size"] = draw(st.integers(max(1, oversized_size // 2), top))
+        plan["junk_seed"] = draw(st.integers(0, 2**32 - 1))
+        plan["huge_length"] = draw(st.integers(2**32, 2**63))
+        plan["huge_count"] = draw(st.integers(2**16, 2**32 - 1))
+    return DamagePlan(damage, **plan)
+
+
 def damaged_payloads(
     strategy: Strategy,
     envelope: str,
@@ -61,76 +155,74 @@ def damaged_payloads(
 ) -> SearchStrategy[Any]:
     """Damaged versions of ``seed``, a valid payload of ``strategy`` in
     ``envelope`` (a str, a bytes blob, or a list of frames)."""
-    if damage not in DAMAGE:
-        raise ValueError(f"unknown damage {damage!r}; use one of {DAMAGE}")
+    _check_envelope(envelope)
+    return damage_plans(damage, oversized_size=oversized_size).map(
+        lambda plan: apply_damage(plan, strategy, envelope, seed)
+    )
+
+
+def _check_envelope(envelope: str) -> None:
+    if envelope not in ("text", "blob", "frames"):
+        raise ValueError(f"unknown envelope {envelope!r}")
+
+
+def apply_damage(plan: DamagePlan, strategy: Strategy, envelope: str, seed: Any) -> Any:
+    """``seed`` (a valid payload of ``strategy`` in ``envelope``) damaged as
+    ``plan`` says.  Deterministic; a damage that cannot apply (truncating an empty
+    payload) leaves the payload as it is."""
+    _check_envelope(envelope)
     instance = kit_serializer(strategy).strategy
     if envelope == "text":
-        return _damaged_text(instance, seed, damage, oversized_size)
+        return _damaged_text(plan, instance, seed)
     if envelope == "blob":
-        return _damaged_blob(instance, bytes(seed), damage, oversized_size)
-    if envelope == "frames":
-        frames = [bytes(memoryview(f).cast("B")) for f in seed]
-        return _damaged_frames(instance, frames, damage, oversized_size)
-    raise ValueError(f"unknown envelope {envelope!r}")
+        return _damaged_blob(plan, instance, bytes(memoryview(seed).cast("B")))
+    frames = [bytes(memoryview(f).cast("B")) for f in seed]
+    return _damaged_frames(plan, instance, frames)
 
 
-def _junk(draw: DrawFn, oversized_size: int) -> bytes:
-    size = draw(st.integers(max(1, oversized_size // 2), max(1, oversized_size)))
-    return random.Random(draw(st.integers(0, 2**32 - 1))).randbytes(size)
-
-
-@st.composite
-def _damaged_bytes(
-    draw: DrawFn, data: bytes, damage: str, oversized_size: int
-) -> bytes:
+def _damaged_bytes(plan: DamagePlan, data: bytes) -> bytes:
+    damage = plan.damage
     if damage == "truncated":
-        if not data:
-            return draw(st.nothing())
-        return data[: draw(st.integers(0, len(data) - 1))]
+        return data[: plan.cut % len(data)] if data else data
     if damage == "bit-flipped":
         if not data:
-            return draw(st.nothing())
+            return data
         out = bytearray(data)
-        for _ in range(draw(st.integers(1, 3))):
-            out[draw(st.integers(0, len(out) - 1))] ^= 1 << draw(st.integers(0, 7))
+        for position, bit in plan.flips:
+            out[position % len(out)] ^= 1 << bit
         return bytes(out)
     if damage == "extended":
-        return data + draw(st.binary(min_size=1, max_size=64))
+        return data + plan.extra
     if damage == "garbage":
-        return draw(st.binary(max_size=256))
-    junk = _junk(draw, oversized_size)
-    return junk if draw(st.booleans()) else data + junk
+        return plan.garbage[0]
+    junk = plan.junk()
+    return junk if plan.variant else data + junk
 
 
-@st.composite
-def _damaged_text(
-    draw: DrawFn,
-    strategy: SerializationStrategy,
-    seed: str,
-    damage: str,
-    oversized_size: int,
-) -> str:
+def _damaged_text(plan: DamagePlan, strategy: SerializationStrategy, seed: str) -> str:
     ident = strategy.identifier
     body = seed[len(ident) :]
-    if isinstance(strategy, BytesStrategy) and draw(st.booleans()):
+    damage = plan.damage
+    if isinstance(strategy, BytesStrategy) and plan.under_base64:
         # Damage the bytes under the base64, so the damage reaches decode().
-        raw = decode_base64(body)
-        return ident + encode_base64(draw(_damaged_bytes(raw, damage, oversized_size)))
+        return ident + encode_base64(_damaged_bytes(plan, decode_base64(body)))
     if damage == "truncated":
-        return seed[: draw(st.integers(0, len(seed) - 1))]
+        return seed[: plan.cut % len(seed)] if seed else seed
     if damage == "bit-flipped":
         chars = list(seed)
         start = len(ident) if body else 0
-        for _ in range(draw(st.integers(1, 3))):
-            i = draw(st.integers(start, len(chars) - 1))
-            chars[i] = chr(ord(chars[i]) ^ (1 << draw(st.integers(0, 7))))
+        if len(chars) <= start:
+            return seed
+        for position, bit in plan.flips:
+            i = start + position % (len(chars) - start)
+            chars[i] = chr(ord(chars[i]) ^ (1 << bit))
         return "".join(chars)
     if damage == "extended":
-        return seed + draw(st.text(min_size=1, max_size=64))
+        return seed + plan.text
     if damage == "garbage":
-        return ident + draw(st.text(max_size=256))
-    junk = _junk(draw, oversized_size).decode("latin-1")
-    return ident + junk if draw(st.booleans()) else seed + junk
+        return ident + plan.text
+    junk = plan.junk().decode("latin-1")
+    return ident + junk if plan.variant else seed + junk
 
 
 def _parts(message: binary.Message) -> tuple[bytes, list[bytes], bytes]:
@@ -141,105 +233,77 @@ def _parts(message: binary.Message) -> tuple[bytes, list[bytes], bytes]:
     )
 
 
-@st.composite
 def _damaged_blob(
-    draw: DrawFn,
-    strategy: SerializationStrategy,
-    seed: bytes,
-    damage: str,
-    oversized_size: int,
+    plan: DamagePlan, strategy: SerializationStrategy, seed: bytes
 ) -> bytes:
-    if draw(st.integers(0, 3)) == 0:  # the envelope itself
-        return draw(_damaged_bytes(seed, damage, oversized_size))
+    if plan.envelope_itself:
+        return _damaged_bytes(plan, seed)
     body, buffers, metadata = _parts(binary.parse_blob(seed))
-    frames = draw(
-        _damaged_contents(strategy, body, buffers, metadata, damage, oversized_size)
-    )
-    return b"".join(frames)
+    return b"".join(_damaged_contents(plan, strategy, body, buffers, metadata))
 
 
-@st.composite
 def _damaged_frames(
-    draw: DrawFn,
-    strategy: SerializationStrategy,
-    seed: list[bytes],
-    damage: str,
-    oversized_size: int,
+    plan: DamagePlan, strategy: SerializationStrategy, seed: list[bytes]
 ) -> list[bytes]:
-    if draw(st.integers(0, 3)) == 0:  # the envelope itself
-        return draw(_damaged_framing(seed, damage, oversized_size))
+    if plan.envelope_itself:
+        return _damaged_framing(plan, seed)
     body, buffers, metadata = _parts(binary.parse_message(seed))
-    return draw(
-        _damaged_contents(strategy, body, buffers, metadata, damage, oversized_size)
-    )
+    return _damaged_contents(plan, strategy, body, buffers, metadata)
 
 
-@st.composite
 def _damaged_contents(
-    draw: DrawFn,
+    plan: DamagePlan,
     strategy: SerializationStrategy,
     body: bytes,
     buffers: list[bytes],
     metadata: bytes,
-    damage: str,
-    oversized_size: int,
 ) -> list[bytes]:
     """Damage the body or a buffer, then frame the result correctly again."""
+    damage = plan.damage
     parts = [body, *buffers]
     if damage == "garbage":
-        parts = [
-            draw(st.binary(max_size=256)),
-            *draw(st.lists(st.binary(max_size=64), max_size=2)),
-        ]
-    elif damage == "truncated" and buffers and draw(st.booleans()):
-        parts.pop(draw(st.integers(1, len(parts) - 1)))  # a missing buffer frame
-    elif damage in ("extended", "oversized") and draw(st.booleans()):
-        extra = (
-            draw(st.binary(min_size=1, max_size=64))
-            if damage == "extended"
-            else _junk(draw, oversized_size)
-        )
-        parts.append(extra)  # an unexpected buffer frame
+        parts = list(plan.garbage)
+    elif damage == "truncated" and buffers and plan.variant:
+        parts.pop(1 + plan.part % len(buffers))  # a missing buffer frame
+    elif damage in ("extended", "oversized") and plan.variant:
+        # An unexpected buffer frame.
+        parts.append(plan.extra if damage == "extended" else plan.junk())
     else:
         candidates = [
             i
             for i, p in enumerate(parts)
             if p or damage not in ("truncated", "bit-flipped")
         ]
-        if not candidates:
-            return draw(st.nothing())
-        i = draw(st.sampled_from(candidates))
-        parts[i] = draw(_damaged_bytes(parts[i], damage, oversized_size))
+        if candidates:
+            i = candidates[plan.part % len(candidates)]
+            parts[i] = _damaged_bytes(plan, parts[i])
     framed = frame_message(strategy, parts[0], parts[1:], metadata)
     return [bytes(f) for f in framed]
 
 
-@st.composite
-def _damaged_framing(
-    draw: DrawFn, frames: list[bytes], damage: str, oversized_size: int
-) -> list[bytes]:
+def _damaged_framing(plan: DamagePlan, frames: list[bytes]) -> list[bytes]:
     """Damage the header frame or the frame list (framing's checks, not the
     strategy's, should catch these)."""
+    damage = plan.damage
     header, rest = frames[0], frames[1:]
     if damage == "truncated":
-        drop_a_frame = draw(st.booleans())
-        if rest and drop_a_frame:
+        if rest and plan.variant:
             return [header, *rest[:-1]]
-        return [header[: draw(st.integers(0, len(header) - 1))], *rest]
+        return [_damaged_bytes(plan, header), *rest]
     if damage == "bit-flipped":
-        return [draw(_damaged_bytes(header, damage, oversized_size)), *rest]
+        return [_damaged_bytes(plan, header), *rest]
     if damage == "extended":
-        if draw(st.booleans()):
-            return [*frames, draw(st.binary(max_size=64))]
-        return [header + draw(st.binary(min_size=1, max_size=64)), *rest]
+        if plan.variant:
+            return [*frames, plan.extra]
+        return [header + plan.extra, *rest]
     if damage == "garbage":
-        return [draw(st.binary(min_size=0, max_size=64)), *rest]
+        return [plan.garbage[0][:64], *rest]
     # Oversized: the header declares a huge body or buffer count (the layout is in
     # BINARY_FORMAT.md: after the 12-byte prefix, a u32 buffer count and a u64 body
     # length), so framing must refuse it before allocating.
     damaged = bytearray(header)
-    if draw(st.booleans()) and len(damaged) >= 24:
-        damaged[16:24] = draw(st.integers(2**32, 2**63)).to_bytes(8, "little")
+    if plan.variant and len(damaged) >= 24:
+        damaged[16:24] = plan.huge_length.to_bytes(8, "little")
     elif len(damaged) >= 16:
-        damaged[12:16] = draw(st.integers(2**16, 2**32 - 1)).to_bytes(4, "little")
+        damaged[12:16] = plan.huge_count.to_bytes(4, "little")
     return [bytes(damaged), *rest]

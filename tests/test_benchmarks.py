@@ -7,6 +7,7 @@ numbers, never how fast anything is.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ sys.path.insert(0, str(BENCHMARKS))
 
 import baseline  # noqa: E402
 import figures  # noqa: E402
+import model  # noqa: E402
 import report  # noqa: E402
 import run as runner  # noqa: E402
 from measure import Timing  # noqa: E402
@@ -250,13 +252,92 @@ def test_a_quick_run_reports_markdown_and_json(
     for key in ("tiny", "function"):
         assert f"(`{key}`)" in text  # each payload's own table
     assert set(json.loads(json.dumps(data))["payloads"]) == {"tiny", "function"}
-    # Every figure these payloads feed has a verdict; the rest are N/A.
+    # Every figure these payloads feed has a verdict that follows from the
+    # measured numbers; the rest are N/A.
+    assert_speedup_verdict_follows_the_rows(run)
     statuses = {f.name: f.status for f in run.figures}
-    geo = "freight default blob vs reference default, geometric-mean speedup"
-    assert statuses[f"{geo} (encode+decode)"] in {"MET", "NOT MET"}
     assert statuses["import freight.serialize"] == "N/A"
-    # A run saved as the baseline and compared with itself flags nothing.
     path = tmp_path / "baseline.json"
     baseline.save(run, path)
     assert set(json.loads(path.read_text())["taken"]) == {"tiny", "function"}
+
+
+GEO = (
+    "freight default blob vs reference default, geometric-mean speedup (encode+decode)"
+)
+
+
+def slowed(run: RunResult, key: str, factor: float, payload: str | None = None) -> Any:
+    """A copy of ``run`` whose ``key`` rows (of ``payload``, or of every payload)
+    took ``factor`` times as long; its figures are left as they were."""
+    copy = dataclasses.replace(
+        run, payloads=[dataclasses.replace(p, rows=list(p.rows)) for p in run.payloads]
+    )
+    for p in copy.payloads:
+        if payload is not None and p.key != payload:
+            continue
+        for i, row in enumerate(p.rows):
+            if row.key == key and row.measured:
+                assert row.encode is not None and row.decode is not None
+                p.rows[i] = dataclasses.replace(
+                    row,
+                    encode=timing(row.encode.median_ns * factor),
+                    decode=timing(row.decode.median_ns * factor),
+                )
+    return copy
+
+
+def geometric_speedup(run: RunResult) -> float:
+    """The reference's time over freight's default blob, geometric mean."""
+    ratios = [p.ratio("reference", "freight_blob") for p in run.payloads]
+    return model.geometric_mean([r for r in ratios if r])
+
+
+def assert_speedup_verdict_follows_the_rows(run: RunResult) -> None:
+    """The geometric-mean figure says MET exactly when the rows' speedup reaches
+    its target, and shows that speedup."""
+    figure = by_name(run.figures, GEO)
+    target = float(figure.target.removeprefix(">=").strip().removesuffix("x"))
+    geo = geometric_speedup(run)
+    expected = "MET" if geo >= target else "NOT MET"
+    assert (figure.status, figure.measured.split("x")[0]) == (expected, f"{geo:.1f}")
+
+
+def test_the_verdict_check_fails_on_a_verdict_the_numbers_do_not_give(
+    quick_run: tuple[RunResult, dict[str, Any]],
+) -> None:
+    run, _ = quick_run
+    target = float(
+        by_name(run.figures, GEO).target.removeprefix(">=").strip().removesuffix("x")
+    )
+    # From either side of the target (whatever this machine measured) ...
+    for side in (2 * target, target / 2):
+        start = slowed(run, "freight_blob", geometric_speedup(run) / side)
+        start.figures = figures.check(start)
+        assert_speedup_verdict_follows_the_rows(start)
+        verdict = by_name(start.figures, GEO).status
+        # ... freight moved to the other side: the old verdict no longer follows.
+        mutated = slowed(start, "freight_blob", side * side / target / target)
+        with pytest.raises(AssertionError):
+            assert_speedup_verdict_follows_the_rows(mutated)  # stale figures
+        mutated.figures = figures.check(mutated)
+        assert_speedup_verdict_follows_the_rows(mutated)
+        assert by_name(mutated.figures, GEO).status != verdict
+
+
+def test_a_quick_run_against_its_own_baseline_flags_exactly_a_slowed_row(
+    quick_run: tuple[RunResult, dict[str, Any]], tmp_path: Path
+) -> None:
+    run, _ = quick_run
+    path = tmp_path / "baseline.json"
+    baseline.save(run, path)
     assert baseline.compare(run, path, 1.25).regressions == []
+    # The same run with one freight row three times slower, the peers as they
+    # were: that row, and nothing else, is a regression.
+    regressions = baseline.compare(
+        slowed(run, "freight_blob", 3.0, payload="tiny"), path, 1.25
+    ).regressions
+    assert [r.split()[0] for r in regressions] == ["tiny/freight_blob"]
+    # A peer three times slower is not freight's regression.
+    peer = slowed(run, "reference", 3.0, payload="tiny")
+    assert baseline.compare(peer, path, 1.25).regressions == []

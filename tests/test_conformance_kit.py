@@ -352,6 +352,59 @@ BROKEN = {
         """,
         {"test_zero_copy"},
     ),
+    # Carries bytes, bytearray and memoryview out-of-band, but copies each on the
+    # way out and on the way in: the check sees no numpy array here.
+    "a zero-copy claim whose strategy copies every buffer": (
+        """
+        class CopiesEveryBuffer(GoodJSON):
+            properties = GoodJSON.properties | Property.ZERO_COPY
+
+            def to_frames(self, obj):
+                if isinstance(obj, (bytes, bytearray, memoryview)):
+                    return b"B", [bytes(obj)]  # a copy of the value
+                return super().to_frames(obj)
+
+            def from_frames(self, body, buffers):
+                if bytes(body) == b"B" and len(buffers) == 1:
+                    return bytes(buffers[0])  # a copy of the frame
+                return super().from_frames(body, buffers)
+
+        TestCopiesEvery = strategy_conformance(
+            CopiesEveryBuffer, values=json_values(), **OPTIONS
+        )
+        """,
+        {"test_zero_copy"},
+    ),
+    "a zero-copy claim whose encoder copies the array": (
+        """
+        import numpy as np
+
+        class CopiesOnEncode(GoodJSON):
+            properties = GoodJSON.properties | Property.ZERO_COPY
+
+            def to_frames(self, obj):
+                if isinstance(obj, np.ndarray):
+                    header = {"dtype": obj.dtype.str, "shape": obj.shape}
+                    # tobytes() copies the array: the frame is not its memory.
+                    return json.dumps(header).encode(), [obj.tobytes()]
+                return super().to_frames(obj)
+
+            def from_frames(self, body, buffers):
+                if not buffers:
+                    return super().from_frames(body, buffers)
+                header = self.decode(bytes(body))
+                try:
+                    flat = np.frombuffer(buffers[0], dtype=header["dtype"])
+                    return flat.reshape(header["shape"])  # a view: fine
+                except (TypeError, ValueError, KeyError) as e:
+                    raise DeserializationError(f"CopiesOnEncode: {e}") from e
+
+        TestCopiesOnEncode = strategy_conformance(
+            CopiesOnEncode, values=json_values(), **OPTIONS
+        )
+        """,
+        {"test_zero_copy"},
+    ),
     # A code strategy: test_roundtrip calls the decoded copy and the original with
     # the same arguments, in every envelope.
     "a decoded callable that drops its return value": (
@@ -454,6 +507,84 @@ def test_the_kit_fails_exactly_the_check_for_each_fault(
 ) -> None:
     source, expected = BROKEN[case]
     assert as_stated(failed_checks(pytester, source), expected) == expected
+
+
+#: Honest: it does not claim DETERMINISTIC.  Its payloads differ, in length too,
+#: from one encode to the next.
+HONEST_NONCE = """
+class HonestNonce(GoodJSON):
+    def encode(self, obj):
+        nonce = os.urandom(1 + os.urandom(1)[0] % 32).hex()
+        return json.dumps({"value": obj, "nonce": nonce}).encode()
+
+    def decode(self, data):
+        decoded = super().decode(data)
+        if not isinstance(decoded, dict) or "value" not in decoded:
+            raise DeserializationError("HonestNonce: no value in the payload")
+        return decoded["value"]
+
+TestHonest = strategy_conformance(
+    HonestNonce, values=json_values(), strict_errors=True, registered=False,
+    oversized_size=1 << 16,
+)
+"""
+
+
+def test_a_strategy_whose_payloads_vary_passes_the_kit(
+    pytester: pytest.Pytester,
+) -> None:
+    # The kit draws nothing from the strategy's output, so hypothesis replays and
+    # shrinks the same examples (it used to stop with FlakyStrategyDefinition in
+    # the malformed-input checks).  Enough examples for hypothesis to replay.
+    pytester.makepyfile(test_strategy=GOOD + HONEST_NONCE)
+    result = pytester.inline_run("--freight-examples=40", *KIT_ARGS[1:])
+    passed, _skipped, failed = result.listoutcomes()
+    assert not failed, [str(r.longrepr)[-2000:] for r in failed]
+    assert len(passed) >= 20
+
+
+def test_a_fault_of_a_strategy_whose_payloads_vary_reproduces(
+    pytester: pytest.Pytester,
+) -> None:
+    # The same nonce strategy with a decoder that lets ValueError escape: the kit
+    # must report that fault as such, not hypothesis' FlakyFailure (a replayed
+    # example damages the payload it damaged the first time).
+    source = HONEST_NONCE.replace(
+        "decoded = super().decode(data)", "decoded = json.loads(data)"
+    )
+    pytester.makepyfile(test_strategy=GOOD + source)
+    result = pytester.inline_run("--freight-examples=40", *KIT_ARGS[1:])
+    _passed, _skipped, failed = result.listoutcomes()
+    assert {r.nodeid.split("::")[-1].split("[")[0] for r in failed} == {
+        "test_decoder_raises_only_deserialization_error"
+    }
+    for report in failed:
+        text = str(report.longrepr)
+        assert "let JSONDecodeError escape" in text
+        assert "Flaky" not in text, text[-3000:]
+
+
+def test_a_failing_property_names_the_strategy(pytester: pytest.Pytester) -> None:
+    # A decoder that is wrong half of the time: hypothesis reports the flaky
+    # failure in its own words; the kit adds which strategy it was.
+    source = """
+    class Unreliable(GoodJSON):
+        def decode(self, data):
+            value = super().decode(data)
+            return [value] if os.urandom(1)[0] % 2 else value
+
+    TestUnreliable = strategy_conformance(
+        Unreliable, values=json_values(), envelopes=("text",), **OPTIONS
+    )
+    """
+    pytester.makepyfile(test_strategy=GOOD + textwrap.dedent(source))
+    result = pytester.inline_run(*KIT_ARGS)
+    _passed, _skipped, failed = result.listoutcomes()
+    roundtrip = [r for r in failed if "test_roundtrip" in r.nodeid]
+    assert roundtrip, [r.nodeid for r in failed]
+    text = str(roundtrip[0].longrepr)
+    assert "freight conformance kit: strategy test_strategy.Unreliable" in text
+    assert "identifier 'Q1\\n'" in text
 
 
 def test_a_declaration_is_collected_under_a_lowercase_name(
@@ -651,3 +782,37 @@ def test_examples_count_comes_from_the_option_the_environment_or_the_class(
     assert examples_setting(None, 7) == 7
     monkeypatch.setenv("FREIGHT_EXAMPLES", "300")
     assert examples_setting(None, 7) == 300
+
+
+def test_traced_yields_a_traced_record_filled_in_when_the_block_ends() -> None:
+    # Traced is a plain dataclass (it was once wrapped in contextmanager by mistake,
+    # so ``Traced()`` made a context manager that the memory limits wrote into).
+    from freight.testing.assertions import Traced, traced
+
+    assert isinstance(Traced(), Traced)
+    with traced() as memory:
+        assert isinstance(memory, Traced)
+        held = bytearray(8 * (1 << 20))
+    assert memory.peak >= len(held)
+    assert memory.retained >= len(held)
+    del held
+
+
+def test_shares_memory_sees_views_of_every_buffer_type() -> None:
+    from freight.testing.assertions import buffer_span, shares_memory
+
+    data = bytearray(range(256)) * 16
+    array = np.frombuffer(data, dtype=np.uint8)
+    for view in (
+        memoryview(data)[100:200],
+        pickle.PickleBuffer(data),
+        array[::-1][:10],  # negative strides: the end of data
+        np.frombuffer(memoryview(data)[8:], dtype=np.float64),
+    ):
+        assert shares_memory(view, data), view
+    assert shares_memory(array[::-1][:10], array[-10:])
+    assert not shares_memory(array[::-1][:10], array[:10])
+    for copy in (bytes(data), bytearray(data), array.copy(), memoryview(bytes(data))):
+        assert not shares_memory(copy, data), type(copy)
+    assert buffer_span(42) is None
+    assert not shares_memory(b"", data)

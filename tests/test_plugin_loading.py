@@ -60,7 +60,12 @@ def test_broken_plugin_is_reported_and_skipped(fake_dists, caplog, source):
     assert broken.distribution == "freight_broken 1.0"
     assert "Traceback" in broken.traceback
     assert ("missing" in broken.reason) or ("exploded" in broken.reason)
-    assert any("broken" in r.getMessage() for r in caplog.records)
+    # PLUGINS.md says how: a WARNING on the freight.serialize.registry logger,
+    # with the traceback attached.
+    (record,) = [r for r in caplog.records if "'broken'" in r.getMessage()]
+    assert record.name == "freight.serialize.registry"
+    assert record.levelno == logging.WARNING
+    assert record.exc_info is not None
     # Everything else keeps working.
     assert statuses["json"].state == "loaded"
     serde = ComputeSerializer(strategy_data="json", registry=registry)
@@ -167,6 +172,64 @@ def test_allow_list_loads_only_named_third_parties(fake_dists, monkeypatch):
     assert statuses["aa"].state == "skipped"
     assert "FREIGHT_PLUGINS" in statuses["aa"].reason
     assert statuses["json"].state == "loaded"  # built-ins are not subject to it
+
+
+def _install_two(fake_dists) -> None:
+    for dist, ep, ident in [("freight_a", "aa", "A1\n"), ("freight_b", "bb", "B1\n")]:
+        install(fake_dists, dist, ep, class_name=f"S{ep}", identifier=ident, name=ep)
+
+
+def test_a_plugin_named_in_the_allow_list_loads_with_autoload_disabled(
+    fake_dists, monkeypatch
+):
+    # As `pytest -p name` under PYTEST_DISABLE_PLUGIN_AUTOLOAD: naming a plugin
+    # explicitly loads it; the others stay off; built-ins still load.
+    _install_two(fake_dists)
+    monkeypatch.setenv("FREIGHT_DISABLE_PLUGIN_AUTOLOAD", "1")
+    monkeypatch.setenv("FREIGHT_PLUGINS", "bb")
+    registry = StrategyRegistry()
+
+    assert registry.by_identifier("B1\n") is not None
+    assert registry.by_identifier("A1\n") is None
+    statuses = {s.name: s for s in registry.plugin_statuses()}
+    assert statuses["bb"].state == "loaded"
+    assert statuses["aa"].state == "skipped"
+    for builtin in ("json", "dill", "pickle"):
+        assert statuses[builtin].state == "loaded"
+    serde = ComputeSerializer(registry=registry)  # the default strategies work
+    assert serde.deserialize(serde.serialize({"a": (1, 2)})) == {"a": (1, 2)}
+
+
+def test_the_block_list_wins_over_the_allow_list(fake_dists, monkeypatch):
+    _install_two(fake_dists)
+    monkeypatch.setenv("FREIGHT_PLUGINS", "aa,bb")
+    monkeypatch.setenv("FREIGHT_BLOCK_PLUGINS", "bb")
+    registry = StrategyRegistry()
+
+    statuses = {s.name: s for s in registry.plugin_statuses()}
+    assert statuses["aa"].state == "loaded"
+    assert statuses["bb"].state == "blocked"
+    assert registry.by_identifier("B1\n") is None
+
+
+def test_an_allowed_name_that_is_not_installed_is_reported(
+    fake_dists, monkeypatch, caplog
+):
+    _install_two(fake_dists)
+    monkeypatch.setenv("FREIGHT_PLUGINS", "bb,lzma")
+    registry = StrategyRegistry()
+
+    with caplog.at_level(logging.WARNING, logger="freight.serialize.registry"):
+        statuses = {s.name: s for s in registry.plugin_statuses()}
+
+    assert statuses["lzma"].state == "failed"
+    assert "FREIGHT_PLUGINS" in statuses["lzma"].reason
+    assert any("'lzma'" in r.getMessage() for r in caplog.records)
+    assert statuses["bb"].state == "loaded"
+
+    monkeypatch.setenv("FREIGHT_STRICT_PLUGINS", "1")
+    with pytest.raises(PluginError, match=r"'lzma'.*no 'freight\.strategies' entry"):
+        StrategyRegistry().load()
 
 
 def test_block_list_removes_builtins_too(monkeypatch):
