@@ -35,7 +35,10 @@ BUNDLE_MAGIC = b"\x93FRB"
 FORMAT_VERSION = 1
 
 FLAG_TEXT_BODY = 0x01
-_KNOWN_FLAGS = FLAG_TEXT_BODY
+#: Frame codecs: a codec table follows the buffer length table (BINARY_FORMAT.md
+#: 3.4); such messages are parsed by ``freight.serialize.codecs``.
+FLAG_CODECS = 0x02
+_KNOWN_FLAGS = FLAG_TEXT_BODY | FLAG_CODECS
 
 # magic, version, flags, python major, python minor, identifier, (pad)
 _PREFIX = struct.Struct("<4sBBBB3sx")
@@ -188,6 +191,10 @@ def parse_message(
             f"the header declares {n} out-of-band buffers, so {n + 2} frames, but"
             f" {len(frames)} frames were given"
         )
+    if header.prefix[5] & FLAG_CODECS:  # frame codecs: the general path
+        from freight.serialize import codecs
+
+        return codecs.parse_frames(frames, header_view, header, limits)
     meta_start = header.end + 8 * n
     if len(header_view) != meta_start + header.metadata_length:
         raise DeserializationError(
@@ -231,6 +238,10 @@ def _parse_blob_at(view: memoryview, start: int, limits: Limits) -> tuple[Messag
     header = _parse_header(view, start)
     n = header.buffer_count
     limits.check_frames(n, f"out-of-band buffers in the message at offset {start}")
+    if header.prefix[5] & FLAG_CODECS:  # frame codecs: the general path
+        from freight.serialize import codecs
+
+        return codecs.parse_blob_at(view, start, header, limits)
     meta_start = header.end + 8 * n
     if meta_start > len(view):
         raise DeserializationError(

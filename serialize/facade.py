@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from freight.serialize import binary, fastpath, text
+from freight.serialize import binary, codecs, fastpath, text
 from freight.serialize.binary import BufferLike
 from freight.serialize.cache import CacheTable, FunctionCache
 from freight.serialize.errors import (
@@ -147,6 +147,7 @@ class ComputeSerializer:
         cache_code: bool = True,
         policy: Policy | None = None,
         limits: Limits | None = None,
+        compression: codecs.Compressionlike = None,
     ) -> None:
         """Strategies may be given as instance, class, identifier, registered name
         or import path; ``None`` means freight's default.  An allowlist, if given,
@@ -155,7 +156,10 @@ class ComputeSerializer:
         ``cache_code`` (the default) a function serialized again is a cache hit;
         ``freight.serialize.cache`` says when an entry is reused.  ``policy``
         chooses and refuses strategies by their properties (``Policy``); ``limits``
-        bound what is decoded (``Limits``; sensible defaults).
+        bound what is decoded (``Limits``; sensible defaults).  ``compression``
+        compresses binary frames: a codec name (``"zstd"``, ``"lz4"``), a
+        ``FrameCodec`` or ``FrameCodecs`` settings (``freight.serialize.codecs``);
+        ``None`` compresses nothing and still decodes every installed codec.
 
         The instances chosen to encode also decode their own identifier, so a
         configured instance (say, a pickle strategy with a restricted unpickler)
@@ -181,6 +185,7 @@ class ComputeSerializer:
             strategy_data, DEFAULT_DATA_STRATEGY, for_code=False
         )
         self._allowlist = parse_allowlist(allowed_deserializer_types, self.registry)
+        self._set_compression(compression)
         self._settings_changed()
 
     # -- settings: each may be replaced; decisions made under the old value go ------
@@ -246,6 +251,23 @@ class ComputeSerializer:
         self._limits = _limits_or_default(limits)
         self._settings_changed()
 
+    @property
+    def compression(self) -> codecs.FrameCodecs:
+        """How binary frames are compressed and which codecs decode
+        (``FrameCodecs``); assigning takes what the constructor's
+        ``compression`` does."""
+        return self._codecs
+
+    @compression.setter
+    def compression(self, value: codecs.Compressionlike) -> None:
+        self._set_compression(value)
+        self._settings_changed()
+
+    def _set_compression(self, value: codecs.Compressionlike) -> None:
+        settings = codecs.FrameCodecs.of(value)
+        self._codec = settings.resolved()  # SerdeError if unknown or missing
+        self._codecs = settings
+
     def _settings_changed(self) -> None:
         """Forget the verdicts made under the old settings and rebuild the fast
         path around the data strategy."""
@@ -279,6 +301,16 @@ class ComputeSerializer:
         for name in _FAST_METHODS:
             if getattr(type(self), name) is getattr(ComputeSerializer, name):
                 setattr(self, name, getattr(self._fast, name))
+        # Frame codecs (serialize/codecs.py): with a codec, encoding compresses the
+        # fast path's frames; codec-bearing messages are never learned, so their
+        # decode always takes the slow path (_decode).
+        if self._codec is not None:
+            compressor = codecs.MessageCompressor(
+                self._codecs, self._codec, self._fast.dumps_frames
+            )
+            for name in ("dumps", "dumps_frames"):
+                if getattr(type(self), name) is getattr(ComputeSerializer, name):
+                    setattr(self, name, getattr(compressor, name))
 
     def _select(
         self, value: Strategylike | None, default: str, *, for_code: bool
@@ -578,6 +610,10 @@ class ComputeSerializer:
         fast paths if it has no buffers and its decoder is admitted for good."""
         if strategy is None:
             strategy = self._decoder_for(message)
+        if isinstance(message, codecs.CodedMessage):
+            # Frame codecs: decompressed once the strategy is admitted; not learned.
+            message = codecs.decode_message(message, self._codecs, self._limits)
+            learn = False
         try:
             result = self._run_decoder(strategy, message.body, message.buffers)
         except DeserializationError as error:
@@ -671,6 +707,7 @@ class ComputeSerializer:
             )
         # Every header passes the allowlist and policy before any body is decoded.
         decoders = [self._decoder_for(m) for m in messages]
+        codecs.check_bundle(messages, self.limits)
         return [self._decode(m, d) for m, d in zip(messages, decoders, strict=True)]
 
     # -- several payloads ------------------------------------------------------------
