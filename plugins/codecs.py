@@ -60,8 +60,11 @@ class ZstdCodec(FrameCodec):
                 f" header {size}"
             )
         # One shot into a buffer of `size` bytes (the frame's own declared size,
-        # checked equal, or max_output_size): never more is written.
-        out = zstd.ZstdDecompressor().decompress(
+        # checked equal, or max_output_size): never more is written.  The window a
+        # streamed frame may ask for is capped too: an honest frame's window is at
+        # most its content size rounded up to a power of two.
+        window = 1 << min(max(10, (size - 1).bit_length()), 31)
+        out = zstd.ZstdDecompressor(max_window_size=window).decompress(
             data, max_output_size=size, allow_extra_data=False
         )
         return bytes(out)
@@ -92,7 +95,12 @@ class Lz4Codec(FrameCodec):
 
     def decompress(self, data: memoryview, size: int) -> BufferLike:
         # LZ4_decompress_safe into `size` bytes: fails rather than write past them.
-        return bytes(self._block.decompress(data, uncompressed_size=size))
+        out = self._block.decompress(data, uncompressed_size=size)
+        if len(out) != size:
+            raise DeserializationError(
+                f"the lz4 block holds {len(out)} bytes, the message header {size}"
+            )
+        return bytes(out)
 
 
 class ZstdPlugin:

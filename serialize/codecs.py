@@ -215,8 +215,8 @@ class CodecRegistry:
         self._by_name: dict[str, FrameCodec] = {}
         self._origin: dict[int, PluginInfo] = {}
         self._plugins: dict[str, list[FrameCodec]] = {}
-        #: Codecs whose library is missing: id -> (name, reason).
-        self._unavailable: dict[int, tuple[str, str]] = {}
+        #: Codecs whose library is missing: id -> (name, reason, plugin name).
+        self._unavailable: dict[int, tuple[str, str, str]] = {}
         self._statuses: dict[str, PluginStatus] = {}
         self._pm: pluggy.PluginManager | None = None
         self._loaded = entry_point_group is None
@@ -301,8 +301,8 @@ class CodecRegistry:
                 self._by_id.pop(codec.codec_id, None)
                 self._by_name.pop(codec.name, None)
                 self._origin.pop(codec.codec_id, None)
-            for cid, (_, reason) in list(self._unavailable.items()):
-                if reason.startswith(f"[{name}]"):
+            for cid, (_, _, plugin) in list(self._unavailable.items()):
+                if plugin == name:
                     del self._unavailable[cid]
             self._statuses.pop(name, None)
             self._plugin_manager().unregister(name=name)
@@ -334,7 +334,7 @@ class CodecRegistry:
             self._by_name[codec.name] = codec
             self._origin[codec.codec_id] = info
         for cid, (cname, reason) in missing.items():
-            self._unavailable[cid] = (cname, f"[{info.name}] {reason}")
+            self._unavailable[cid] = (cname, reason, info.name)
             logger.debug("freight codec %r is unavailable: %s", cname, reason)
         self._plugins[info.name] = codecs
         state: PluginState
@@ -452,7 +452,7 @@ class CodecRegistry:
         )
         if codec is not None:
             return codec
-        for cid, (name, reason) in self._unavailable.items():
+        for cid, (name, reason, _) in self._unavailable.items():
             if value in (cid, name):
                 raise SerdeError(f"frame codec {name!r} is not available: {reason}")
         known = ", ".join(sorted(self._by_name)) or "none"
