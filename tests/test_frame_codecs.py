@@ -5,7 +5,9 @@ in the binary envelope, registered through the ``freight.codecs`` entry-point gr
 from __future__ import annotations
 
 import struct
+import sys
 import zlib
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -557,3 +559,35 @@ def test_mutated_compressed_messages_fail_cleanly(data: st.DataObject) -> None:
         s.loads(bytes(wire))
     except DeserializationError:
         pass
+
+
+# -- the example codec plugin (examples/freight-zlib-codec) ---------------------------
+
+EXAMPLE_SRC = Path(__file__).resolve().parents[1] / "examples/freight-zlib-codec/src"
+
+
+def example_codec() -> type[FrameCodec]:
+    """The example's codec, imported from its source tree (installing it is not
+    needed here; its own tests check the entry point)."""
+    if str(EXAMPLE_SRC) not in sys.path:
+        sys.path.append(str(EXAMPLE_SRC))
+    from freight_zlib_codec import ZlibCodec
+
+    return ZlibCodec  # type: ignore[no-any-return]
+
+
+TestExampleZlibKit = codec_conformance(example_codec(), levels=(None, 1, 9))
+
+
+def test_the_example_codec_plugin_works_through_its_hook() -> None:
+    from freight_zlib_codec import plugin
+
+    registry = CodecRegistry(entry_point_group=None)
+    registry.register_plugin(plugin, "zlib")
+    codecs = FrameCodecs("zlib", registry=registry)
+    serde = ComputeSerializer(compression=codecs)
+    value = {"text": "hello freight " * 10_000}
+    frames = serde.dumps_frames(value)
+    assert table(bytes(frames[0]))[0][0] == 64
+    assert serde.loads_frames(frames) == value
+    assert serde.loads(blob(frames)) == value
