@@ -493,31 +493,61 @@ def codec_registry() -> CodecRegistry:
 
 
 class MessageCompressor:
-    """Compresses the frames of messages made by a serializer's fast path.
+    """Compresses the messages a serializer's fast path makes.
 
     ``dumps_frames`` / ``dumps`` are the serializer's, with each frame chosen by
-    ``FrameCodecs``; a message with no compressed frame is returned unchanged.
+    ``FrameCodecs``; a message with no compressed frame is returned unchanged, and
+    one smaller than ``min_size`` in all costs one length check.
     """
 
-    __slots__ = ("_codec", "_frames", "_settings")
+    __slots__ = ("_codec", "_dumps", "_frames", "_min_size", "_settings")
 
     def __init__(
         self,
         settings: FrameCodecs,
         codec: FrameCodec,
         make_frames: Callable[[Any], Sequence[BufferLike]],
+        make_blob: Callable[[Any], bytes],
     ) -> None:
         self._settings = settings
         self._codec = codec
         self._frames = make_frames
+        self._dumps = make_blob
+        self._min_size = settings.min_size
 
     def dumps_frames(self, obj: Any) -> list[BufferLike]:
         """``[header, body, *buffers]`` for ``obj``, frames compressed by choice."""
-        return compress_message(list(self._frames(obj)), self._codec, self._settings)
+        frames = self._frames(obj)
+        if len(frames) == 2:
+            body = frames[1]
+            size = len(body) if type(body) is bytes else binary.nbytes(body)
+            if size < self._min_size:
+                return frames if type(frames) is list else list(frames)
+        return compress_message(list(frames), self._codec, self._settings)
 
     def dumps(self, obj: Any) -> bytes:
-        """The blob form of ``dumps_frames(obj)``."""
-        return b"".join(self.dumps_frames(obj))
+        """The blob form of ``dumps_frames(obj)``: made as one, and split into
+        views of itself only if it is large enough for a frame to qualify."""
+        blob = self._dumps(obj)
+        if len(blob) < self._min_size:
+            return blob
+        split = _split(blob)
+        frames = compress_message(split, self._codec, self._settings)
+        return blob if frames is split else b"".join(frames)
+
+
+def _split(blob: bytes) -> list[BufferLike]:
+    """A blob this process made, as views of its frames."""
+    view = memoryview(blob)
+    n, body_length, meta_length = _COUNTS.unpack_from(blob, 12)
+    pos = binary.MESSAGE_HEADER_SIZE + 8 * n + meta_length
+    frames: list[BufferLike] = [view[:pos], view[pos : pos + body_length]]
+    pos += body_length
+    for i in range(n):
+        (length,) = _LENGTH.unpack_from(blob, binary.MESSAGE_HEADER_SIZE + 8 * i)
+        frames.append(view[pos : pos + length])
+        pos += length
+    return frames
 
 
 def compress_message(

@@ -306,7 +306,7 @@ class ComputeSerializer:
         # decode always takes the slow path (_decode).
         if self._codec is not None:
             compressor = codecs.MessageCompressor(
-                self._codecs, self._codec, self._fast.dumps_frames
+                self._codecs, self._codec, self._fast.dumps_frames, self._fast.dumps
             )
             for name in ("dumps", "dumps_frames"):
                 if getattr(type(self), name) is getattr(ComputeSerializer, name):

@@ -591,3 +591,10 @@ def test_the_example_codec_plugin_works_through_its_hook() -> None:
     assert table(bytes(frames[0]))[0][0] == 64
     assert serde.loads_frames(frames) == value
     assert serde.loads(blob(frames)) == value
+
+
+@pytest.mark.parametrize("codec", CODECS)
+def test_the_blob_is_the_frames_joined(codec: str) -> None:
+    s = ComputeSerializer(compression=codec)
+    for value in [big_dict(), np.zeros(100_000), [np.zeros(30_000), "x" * 40_000]]:
+        assert s.dumps(value) == blob(s.dumps_frames(value))
