@@ -21,6 +21,7 @@ destination buffer.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from freight.serialize import hookimpl
@@ -43,13 +44,23 @@ class ZstdCodec(FrameCodec):
         import zstandard
 
         self._zstd: Any = zstandard
+        # Contexts are not thread-safe and cost more to make (50-80 us) than a small
+        # frame costs to compress: one per thread, by level and by window.
+        self._local = threading.local()
+
+    def _context(self, kind: str, key: int) -> Any:
+        cache: dict[tuple[str, int], Any] = self._local.__dict__.setdefault("ctx", {})
+        context = cache.get((kind, key))
+        if context is None:
+            if kind == "c":
+                context = self._zstd.ZstdCompressor(level=key, write_content_size=True)
+            else:
+                context = self._zstd.ZstdDecompressor(max_window_size=key)
+            cache[kind, key] = context
+        return context
 
     def compress(self, data: memoryview, level: int | None = None) -> BufferLike:
-        # A compressor is cheap and not thread-safe; codecs are shared: one per call.
-        compressor = self._zstd.ZstdCompressor(
-            level=3 if level is None else level, write_content_size=True
-        )
-        return bytes(compressor.compress(data))
+        return bytes(self._context("c", 3 if level is None else level).compress(data))
 
     def decompress(self, data: memoryview, size: int) -> BufferLike:
         zstd = self._zstd
@@ -64,7 +75,7 @@ class ZstdCodec(FrameCodec):
         # streamed frame may ask for is capped too: an honest frame's window is at
         # most its content size rounded up to a power of two.
         window = 1 << min(max(10, (size - 1).bit_length()), 31)
-        out = zstd.ZstdDecompressor(max_window_size=window).decompress(
+        out = self._context("d", window).decompress(
             data, max_output_size=size, allow_extra_data=False
         )
         return bytes(out)

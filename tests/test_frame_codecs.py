@@ -598,3 +598,14 @@ def test_the_blob_is_the_frames_joined(codec: str) -> None:
     s = ComputeSerializer(compression=codec)
     for value in [big_dict(), np.zeros(100_000), [np.zeros(30_000), "x" * 40_000]]:
         assert s.dumps(value) == blob(s.dumps_frames(value))
+
+
+@pytest.mark.parametrize("bomb", list(BOMBS))
+def test_a_refused_frame_leaves_the_codec_usable(bomb: str) -> None:
+    # The zstd codec keeps its contexts per thread: a failure must not poison one.
+    codec_id, make = BOMBS[bomb]
+    s = ComputeSerializer(strategy_data="json", compression="zstd")
+    with pytest.raises(DeserializationError):
+        s.loads_frames(with_body(s, big_dict(), codec_id, bytes(make()), 1 << 20))
+    value = {"text": "y" * (1 << 20)}  # the same 2**20 window as the bomb's
+    assert s.loads(s.dumps(value)) == value
