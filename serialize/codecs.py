@@ -48,7 +48,11 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
 
 from freight.serialize import binary
 from freight.serialize.binary import BufferLike, Header, Message
-from freight.serialize.errors import DeserializationError, SerdeError
+from freight.serialize.errors import (
+    DeserializationError,
+    SerdeError,
+    SerializationError,
+)
 from freight.serialize.hookspecs import PROJECT_NAME, hookspec
 from freight.serialize.identifiers import BUILTIN_DISTRIBUTION
 from freight.serialize.limits import Limits
@@ -595,10 +599,26 @@ def _maybe_compress(
     frame: BufferLike, size: int, codec: FrameCodec, settings: FrameCodecs
 ) -> BufferLike | None:
     """``frame`` compressed, or ``None`` if a sample or the whole of it does not
-    compress to at most ``min_ratio`` of its size (Dask's ``maybe_compress``)."""
-    view = (
-        memoryview(frame).cast("B") if type(frame) is not bytes else memoryview(frame)
-    )
+    compress to at most ``min_ratio`` of its size (Dask's ``maybe_compress``), or
+    it is not a C-contiguous buffer.  ``SerializationError`` if the codec fails."""
+    view = memoryview(frame)
+    if view.format != "B" or view.ndim != 1:
+        try:
+            view = view.cast("B")
+        except TypeError:  # not C-contiguous: sent as it is
+            return None
+    try:
+        return _try_compress(view, size, codec, settings)
+    except Exception as e:
+        raise SerializationError(
+            f"frame codec {codec.name!r} failed to compress a {size}-byte frame:"
+            f" {type(e).__name__}: {e}"
+        ) from e
+
+
+def _try_compress(
+    view: memoryview, size: int, codec: FrameCodec, settings: FrameCodecs
+) -> BufferLike | None:
     ratio, level = settings.min_ratio, settings.level
     sample_size, nsamples = settings.sample_size, settings.nsamples
     if size > sample_size * nsamples > 0:
@@ -607,9 +627,8 @@ def _maybe_compress(
         sample = b"".join(
             view[i * step : i * step + sample_size] for i in range(nsamples)
         )
-        if binary.nbytes(codec.compress(memoryview(sample), level)) > ratio * len(
-            sample
-        ):
+        packed_sample = codec.compress(memoryview(sample), level)
+        if binary.nbytes(packed_sample) > ratio * len(sample):
             return None
     packed = codec.compress(view, level)
     if binary.nbytes(packed) > ratio * size:

@@ -22,6 +22,7 @@ from freight.serialize import (
     Limits,
     Policy,
     SerdeError,
+    SerializationError,
     hookimpl,
 )
 from freight.serialize.codecs import (
@@ -609,3 +610,28 @@ def test_a_refused_frame_leaves_the_codec_usable(bomb: str) -> None:
         s.loads_frames(with_body(s, big_dict(), codec_id, bytes(make()), 1 << 20))
     value = {"text": "y" * (1 << 20)}  # the same 2**20 window as the bomb's
     assert s.loads(s.dumps(value)) == value
+
+
+def test_a_codec_that_fails_to_compress_is_a_serialization_error(
+    spy_registry: CodecRegistry,
+) -> None:
+    class Broken(Spy):
+        codec_id = 202
+        name = "broken"
+
+        def compress(self, data: memoryview, level: int | None = None) -> bytes:
+            raise RuntimeError("out of ideas")
+
+    class BrokenPlugin:
+        @staticmethod
+        @hookimpl
+        def freight_codecs() -> list[type[FrameCodec]]:
+            return [Broken]
+
+    spy_registry.register_plugin(BrokenPlugin, "broken")
+    s = ComputeSerializer(compression=FrameCodecs("broken", registry=spy_registry))
+    assert s.loads(s.dumps(1)) == 1  # too small to try
+    with pytest.raises(SerializationError, match=r"'broken' failed.*out of ideas"):
+        s.dumps(big_dict())
+    with pytest.raises(SerializationError, match=r"'broken' failed.*out of ideas"):
+        s.dumps_frames(big_dict())
