@@ -635,3 +635,61 @@ def test_a_codec_that_fails_to_compress_is_a_serialization_error(
         s.dumps(big_dict())
     with pytest.raises(SerializationError, match=r"'broken' failed.*out of ideas"):
         s.dumps_frames(big_dict())
+
+
+def test_compression_can_be_changed_on_a_serializer() -> None:
+    s = ComputeSerializer(strategy_data="json")
+    value = big_dict()
+    plain = s.dumps(value)
+    s.compression = "lz4"
+    assert s.compression == FrameCodecs("lz4")
+    packed = s.dumps(value)
+    assert packed[OFF_FLAGS] & FLAG_CODECS and table(packed)[0][0] == 2
+    s.compression = None
+    assert s.dumps(value) == plain
+    assert s.loads(packed) == value
+
+
+_ZSTD_OK = ZstdCodec().compress(memoryview(b"freight " * 4000))
+_LZ4_OK = Lz4Codec().compress(memoryview(b"freight " * 4000))
+frame_bodies = st.one_of(
+    st.binary(max_size=64),
+    st.just(_ZSTD_OK),
+    st.just(_LZ4_OK),
+    st.just(zstd_rle_frame(64, content_size=None)),
+    st.binary(max_size=64).map(lambda b: _ZSTD_OK[:20] + b),
+)
+entries = st.tuples(
+    st.sampled_from([0, 1, 2, 99, 255]),
+    st.one_of(st.integers(0, 40_000), st.just(32_000), st.integers(0, 2**64 - 1)),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(frame_bodies, entries), min_size=1, max_size=4), st.data())
+def test_arbitrary_codec_tables_fail_cleanly_and_boundedly(
+    parts: list[tuple[bytes, tuple[int, int]]], data: st.DataObject
+) -> None:
+    """Structure-aware fuzzing of section 3.4: a valid prefix, any codec table,
+    any frames: a decode returns or raises DeserializationError, and never holds
+    much more than max_size (1 MiB here)."""
+    n = len(parts) - 1
+    body, *buffers = [frame for frame, _ in parts]
+    header = bytearray(b"\x93FRT\x01\x03\x03\x0b11\n\x00")
+    header += struct.pack("<IQI4x", n, len(body), 0)
+    header += b"".join(struct.pack("<Q", len(b)) for b in buffers)
+    header += b"".join(struct.pack("<B7xQ", cid, size) for _, (cid, size) in parts)
+    s = ComputeSerializer(
+        strategy_data="json", limits=Limits(max_size=1 << 20, max_depth=50)
+    )
+    frames = [bytes(header), *[frame for frame, _ in parts]]
+    wire = data.draw(st.sampled_from(["frames", "blob"]))
+    with traced() as memory:
+        try:
+            if wire == "frames":
+                s.loads_frames(frames)
+            else:
+                s.loads(b"".join(frames))
+        except DeserializationError:
+            pass
+    assert memory.peak < 4 << 20
