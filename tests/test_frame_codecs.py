@@ -502,7 +502,30 @@ def test_the_kit_catches_an_unbounded_codec() -> None:
             return zlib.decompress(data)[:size]  # expands fully, then cuts
 
     check = type("Check", (CodecConformance,), {"codec": Unbounded})()
-    with pytest.raises(AssertionError, match=r"refusing a bomb cost|the bomb decoded"):
+    with pytest.raises(AssertionError, match="decoded to 1048576 bytes when"):
+        check.test_bomb_is_refused_with_bounded_memory()
+
+
+def test_the_kit_catches_a_codec_that_stops_at_the_declared_length() -> None:
+    class Truncating(Spy):
+        def decompress(self, data: memoryview, size: int) -> bytes:
+            return zlib.decompressobj().decompress(data, size)  # never looks further
+
+    check = type("Check", (CodecConformance,), {"codec": Truncating})()
+    with pytest.raises(AssertionError, match="decoded to 1048576 bytes when"):
+        check.test_bomb_is_refused_with_bounded_memory()
+
+
+def test_the_kit_catches_a_codec_that_allocates_the_whole_bomb() -> None:
+    class Greedy(Spy):
+        def decompress(self, data: memoryview, size: int) -> bytes:
+            out = zlib.decompress(data)
+            if len(out) != size:
+                raise ValueError("wrong length")
+            return out
+
+    check = type("Check", (CodecConformance,), {"codec": Greedy})()
+    with pytest.raises(AssertionError, match="refusing a bomb cost"):
         check.test_bomb_is_refused_with_bounded_memory()
 
 
