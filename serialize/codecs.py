@@ -176,6 +176,16 @@ class FrameCodecs:
     decode: frozenset[str] | None = None
     registry: CodecRegistry | None = field(default=None, compare=False)
 
+    def __post_init__(self) -> None:
+        if self.min_size < 0 or self.sample_size < 1 or self.nsamples < 1:
+            raise SerdeError(
+                "FrameCodecs: min_size must be >= 0, sample_size and nsamples >= 1"
+            )
+        if not self.min_ratio > 0:
+            raise SerdeError("FrameCodecs: min_ratio must be > 0")
+        if self.decode is not None and not isinstance(self.decode, frozenset):
+            object.__setattr__(self, "decode", frozenset(self.decode))
+
     @classmethod
     def of(cls, value: Compressionlike) -> FrameCodecs:
         """``value`` as settings: a ``FrameCodecs`` as it is, anything else as its

@@ -716,3 +716,15 @@ def test_arbitrary_codec_tables_fail_cleanly_and_boundedly(
         except DeserializationError:
             pass
     assert memory.peak < 4 << 20
+
+
+@pytest.mark.parametrize(
+    "bad", [{"min_size": -1}, {"sample_size": 0}, {"nsamples": 0}, {"min_ratio": 0}]
+)
+def test_frame_codec_settings_are_checked(bad: dict[str, Any]) -> None:
+    with pytest.raises(SerdeError, match="FrameCodecs"):
+        FrameCodecs("zstd", **bad)
+
+
+def test_the_decode_list_may_be_any_iterable_of_names() -> None:
+    assert FrameCodecs(decode={"lz4"}).decode == frozenset({"lz4"})  # type: ignore[arg-type]
