@@ -35,10 +35,7 @@ BUNDLE_MAGIC = b"\x93FRB"
 FORMAT_VERSION = 1
 
 FLAG_TEXT_BODY = 0x01
-#: Frame codecs: a codec table follows the buffer length table (BINARY_FORMAT.md
-#: 3.4); such messages are parsed by ``freight.serialize.codecs``.
-FLAG_CODECS = 0x02
-_KNOWN_FLAGS = FLAG_TEXT_BODY | FLAG_CODECS
+_KNOWN_FLAGS = FLAG_TEXT_BODY
 
 # magic, version, flags, python major, python minor, identifier, (pad)
 _PREFIX = struct.Struct("<4sBBBB3sx")
@@ -47,6 +44,11 @@ _COUNTS = struct.Struct("<IQI4x")
 _LENGTH = struct.Struct("<Q")
 # magic, version, (pad), message count K, (pad)
 _BUNDLE = struct.Struct("<4sB3xI4x")
+
+#: Frame codecs: a codec table follows the buffer length table (BINARY_FORMAT.md
+#: 3.4); such messages are parsed by ``freight.serialize.codecs``, never learned.
+FLAG_CODECS = 0x02
+_KNOWN_FLAGS = FLAG_TEXT_BODY | FLAG_CODECS
 
 MESSAGE_HEADER_SIZE = _PREFIX.size + _COUNTS.size  # 32
 BUNDLE_HEADER_SIZE = _BUNDLE.size  # 16

@@ -649,18 +649,38 @@ def _try_compress(
 # -- decoding -----------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
 class CodedMessage(Message):
     """A parsed message whose header carries a codec table: ``body`` and
     ``buffers`` are the frames as received (compressed or not), ``entries`` the
-    table's ``(codec id, decoded length)`` per frame, body first."""
+    table's ``(codec id, decoded length)`` per frame, body first.
 
-    entries: tuple[tuple[int, int], ...] = ()
+    A ``Message`` with one more attribute, kept in the instance's ``__dict__`` so
+    that this works whatever kind of record ``Message`` is (``coded_message``
+    makes one).
+    """
+
+    @property
+    def entries(self) -> tuple[tuple[int, int], ...]:
+        entries: tuple[tuple[int, int], ...] = self.__dict__["entries"]
+        return entries
 
     @property
     def decoded_size(self) -> int:
         """The bytes the frames decode to."""
         return sum(size for _, size in self.entries)
+
+
+def coded_message(
+    header: Header,
+    metadata: memoryview,
+    body: bytes | memoryview,
+    buffers: list[memoryview],
+    entries: tuple[tuple[int, int], ...],
+) -> CodedMessage:
+    """A ``CodedMessage`` of these parts."""
+    message = CodedMessage(header, metadata, body, buffers)
+    message.__dict__["entries"] = entries
+    return message
 
 
 def parse_frames(
@@ -692,7 +712,7 @@ def parse_frames(
             )
     limits.check_size(len(view) + sum(len(f) for f in received), "the message")
     _check_entries(entries, [header.body_length, *lengths], len(view), limits, 0)
-    return CodedMessage(header, view[meta_start:], received[0], received[1:], entries)
+    return coded_message(header, view[meta_start:], received[0], received[1:], entries)
 
 
 def parse_blob_at(
@@ -726,7 +746,8 @@ def parse_blob_at(
     for length in [header.body_length, *lengths]:
         frames.append(view[pos : pos + length])
         pos += length
-    return CodedMessage(header, metadata, frames[0], frames[1:], entries), pos
+    message = coded_message(header, metadata, frames[0], frames[1:], entries)
+    return message, pos
 
 
 def _entries(
