@@ -51,6 +51,14 @@ _LENGTH = struct.Struct("<Q")
 # magic, version, (pad), message count K, (pad)
 _BUNDLE = struct.Struct("<4sB3xI4x")
 
+#: Frame codecs: a codec table follows the buffer length table (BINARY_FORMAT.md
+#: 3.4); such messages are parsed by ``freight.serialize.codecs``, never learned.
+FLAG_CODECS = 0x02
+#: Bytes per frame of the codec table that ``FLAG_CODECS`` announces
+#: (``freight.serialize.codecs``; BINARY_FORMAT.md section 3.4).
+CODEC_ENTRY_SIZE = 16
+_KNOWN_FLAGS = FLAG_TEXT_BODY | FLAG_CODECS
+
 MESSAGE_HEADER_SIZE = _PREFIX.size + _COUNTS.size  # 32
 BUNDLE_HEADER_SIZE = _BUNDLE.size  # 16
 #: Bodies of at most this many bytes reach a strategy's ``from_frames`` as ``bytes``
@@ -200,6 +208,10 @@ def parse_message(
             f"the header declares {n} out-of-band buffers, so {n + 2} frames, but"
             f" {len(frames)} frames were given"
         )
+    if header.prefix[5] & FLAG_CODECS:  # frame codecs: the general path
+        from freight.serialize import codecs
+
+        return codecs.parse_frames(frames, header_view, header, limits)
     meta_start = header.end + 8 * n
     if len(header_view) != meta_start + header.metadata_length:
         raise DeserializationError(
@@ -243,6 +255,10 @@ def _parse_blob_at(view: memoryview, start: int, limits: Limits) -> tuple[Messag
     header = _parse_header(view, start)
     n = header.buffer_count
     limits.check_frames(n, f"out-of-band buffers in the message at offset {start}")
+    if header.prefix[5] & FLAG_CODECS:  # frame codecs: the general path
+        from freight.serialize import codecs
+
+        return codecs.parse_blob_at(view, start, header, limits)
     meta_start = header.end + 8 * n
     if meta_start > len(view):
         raise DeserializationError(
@@ -491,6 +507,12 @@ def read_message_header(data: BufferLike, start: int = 0) -> tuple[int, int, int
     """
     header = _parse_header(_view(data, "message header"), start)
     return header.buffer_count, header.body_length, header.metadata_length
+
+
+def message_flags(data: BufferLike, start: int = 0) -> int:
+    """The flags byte of the message header at ``start`` (already validated by
+    ``read_message_header``)."""
+    return _view(data, "message header")[start + 5]
 
 
 def read_buffer_lengths(data: BufferLike, start: int, count: int) -> list[int]:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from freight.serialize import binary, fastpath, stream, text
+from freight.serialize import binary, codecs, fastpath, stream, text
 from freight.serialize.binary import BufferLike
 from freight.serialize.cache import CacheTable, FunctionCache
 from freight.serialize.errors import (
@@ -276,6 +276,7 @@ class ComputeSerializer:
         limits: Limits | None = None,
         writable: bool = False,
         coalesce_below: int = 0,
+        compression: codecs.Compressionlike = None,
     ) -> None:
         """Strategies may be given as instance, class, identifier, registered name
         or import path; ``None`` means freight's default.  An allowlist, if given,
@@ -284,8 +285,12 @@ class ComputeSerializer:
         ``cache_code`` (the default) a function serialized again is a cache hit;
         ``freight.serialize.cache`` says when an entry is reused.  ``policy``
         chooses and refuses strategies by their properties (``Policy``); ``limits``
-        bound what is decoded (``Limits``; sensible defaults).  ``writable`` and
-        ``coalesce_below`` are for transports (see their properties).
+        bound what is decoded (``Limits``; sensible defaults).  ``compression``
+        compresses binary frames: a codec name (``"zstd"``, ``"lz4"``), a
+        ``FrameCodec`` or ``FrameCodecs`` settings (``freight.serialize.codecs``);
+        ``None`` compresses nothing and still decodes every installed codec.
+        ``writable`` and ``coalesce_below`` are for transports (see their
+        properties).
 
         The instances chosen to encode also decode their own identifier, so a
         configured instance (say, a pickle strategy with a restricted unpickler)
@@ -313,6 +318,7 @@ class ComputeSerializer:
         self._allowlist = parse_allowlist(allowed_deserializer_types, self.registry)
         self._writable = writable
         self._coalesce_below = coalesce_below
+        self._set_compression(compression)
         self._settings_changed()
 
     # -- settings: each may be replaced; decisions made under the old value go ------
@@ -404,6 +410,23 @@ class ComputeSerializer:
         self._coalesce_below = value
         self._settings_changed()
 
+    @property
+    def compression(self) -> codecs.FrameCodecs:
+        """How binary frames are compressed and which codecs decode
+        (``FrameCodecs``); assigning takes what the constructor's
+        ``compression`` does."""
+        return self._codecs
+
+    @compression.setter
+    def compression(self, value: codecs.Compressionlike) -> None:
+        self._set_compression(value)
+        self._settings_changed()
+
+    def _set_compression(self, value: codecs.Compressionlike) -> None:
+        settings = codecs.FrameCodecs.of(value)
+        self._codec = settings.resolved()  # SerdeError if unknown or missing
+        self._codecs = settings
+
     def _settings_changed(self) -> None:
         """Forget the verdicts made under the old settings and rebuild the fast
         path around the data strategy."""
@@ -443,6 +466,21 @@ class ComputeSerializer:
         # The transport settings (stream.py) are applied by the class's methods.
         for name in _EMBEDDING_METHODS[self._writable, bool(self._coalesce_below)]:
             self.__dict__.pop(name, None)
+        # Frame codecs (serialize/codecs.py): with a codec, encoding compresses the
+        # fast path's frames; codec-bearing messages are never learned, so their
+        # decode always takes the slow path (_decode).
+        if self._codec is not None:
+            compressor = codecs.MessageCompressor(
+                self._codecs, self._codec, self._fast.dumps_frames, self._fast.dumps
+            )
+            for name in ("dumps", "dumps_frames"):
+                if getattr(type(self), name) is getattr(ComputeSerializer, name):
+                    setattr(self, name, getattr(compressor, name))
+            if self._coalesce_below and "dumps_frames" in self.__dict__:
+                # Compress each frame first, then join the small ones.
+                self.dumps_frames = functools.partial(  # type: ignore[method-assign]
+                    _coalesced, compressor.dumps_frames, self._coalesce_below
+                )
 
     def _select(
         self, value: Strategylike | None, default: str, *, for_code: bool
@@ -841,6 +879,10 @@ class ComputeSerializer:
         for the fast paths (``_learn``)."""
         if strategy is None:
             strategy = self._decoder_for(message)
+        if isinstance(message, codecs.CodedMessage):
+            # Frame codecs: decompressed once the strategy is admitted; not learned.
+            message = codecs.decode_message(message, self._codecs, self._limits)
+            learn = False
         try:
             result = self._run_decoder(strategy, message.body, message.buffers)
         except DeserializationError as error:
@@ -941,6 +983,7 @@ class ComputeSerializer:
             )
         # Every header passes the allowlist and policy before any body is decoded.
         decoders = [self._decoder_for(m) for m in messages]
+        codecs.check_bundle(messages, self.limits)
         if self._writable:
             for message in messages:
                 message.buffers[:] = stream.writable_buffers(message.buffers)
@@ -1098,6 +1141,13 @@ _EMBEDDING_METHODS = {
     (False, True): ("dumps_frames",),
     (True, True): ("loads", "loads_frames", "dumps_frames"),
 }
+
+
+def _coalesced(
+    dumps_frames: Callable[[Any], list[BufferLike]], below: int, obj: Any
+) -> list[BufferLike]:
+    """``dumps_frames(obj)`` with runs of frames under ``below`` bytes joined."""
+    return stream.coalesce_frames(dumps_frames(obj), below)
 
 
 def _limits_or_default(limits: Limits | None) -> Limits:

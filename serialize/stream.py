@@ -50,6 +50,7 @@ from freight.serialize import binary
 from freight.serialize.binary import (
     BUNDLE_HEADER_SIZE,
     BUNDLE_MAGIC,
+    CODEC_ENTRY_SIZE,
     MESSAGE_HEADER_SIZE,
     MESSAGE_MAGIC,
     BufferLike,
@@ -102,7 +103,8 @@ class BufferTooSmallError(SerializationError, ValueError):
 class Layout(NamedTuple):
     """What a message's first bytes say about its size.
 
-    ``header_size``: bytes of the whole header frame (32 + 8N + M).
+    ``header_size``: bytes of the whole header frame (32 + 8N + M, and 16(N + 1)
+    more with frame codecs).
     ``table_end``: bytes needed to know every length (32 + 8N).
     ``frame_lengths``: ``(header_size, B, L0, ..., L(N-1))``, ``None`` until the
     first ``table_end`` bytes were given.  ``total``: bytes of the whole message
@@ -135,6 +137,10 @@ def read_layout(
     if n > limits.max_frames:
         limits.check_frames(n, "out-of-band buffers in the message")
     table_end = MESSAGE_HEADER_SIZE + 8 * n
+    if binary.message_flags(data, start) & binary.FLAG_CODECS:
+        # The codec table (16 bytes per frame, body first) follows the lengths;
+        # the lengths are the frames' sizes on the wire.
+        table_end += CODEC_ENTRY_SIZE * (n + 1)
     header_size = table_end + meta
     total = header_size + body
     if total > limits.max_size:

@@ -187,11 +187,11 @@ def test_frame_and_size_limits_apply_to_learned_messages_with_buffers():
 def test_messages_with_other_flags_are_never_learned(monkeypatch):
     """A flag outside ``LEARNABLE_FLAGS`` (a codec, say) changes how frames are
     read: its messages must take the general path every time."""
-    monkeypatch.setattr(binary, "_KNOWN_FLAGS", binary._KNOWN_FLAGS | 0x02)
+    monkeypatch.setattr(binary, "_KNOWN_FLAGS", binary._KNOWN_FLAGS | 0x04)
     s = ComputeSerializer()
     header, body = s.dumps_frames({"a": 1})
     flagged = bytearray(header)
-    flagged[5] |= 0x02
+    flagged[5] |= 0x04
     assert s.loads_frames([bytes(flagged), body]) == {"a": 1}
     assert s.loads(bytes(flagged) + body) == {"a": 1}
     assert bytes(flagged[:12]) not in s._known
