@@ -853,9 +853,11 @@ def _describe_producer(message: binary.Message) -> str:
     try:
         recorded = json.loads(bytes(message.metadata) or b"{}")
         if isinstance(recorded, dict):
-            made.update({str(k): str(v) for k, v in recorded.items()})
-    except ValueError:
-        pass  # unreadable metadata only costs detail in a message
+            made.update({str(k): str(v)[:80] for k, v in recorded.items()})
+    except Exception:
+        # Unreadable metadata (malformed, or nested deep enough for a
+        # RecursionError) only costs detail in a message.
+        made.clear()
     full = made.pop("python", "")
     if full.startswith(python + "."):  # the header's version is authoritative
         python = full
