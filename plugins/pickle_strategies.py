@@ -208,13 +208,27 @@ class PickleData(_PickleFamily):
         names, ``{module: names}`` or ``{module: "*"}`` (see ``GlobalsAllowlist``;
         ``SAFE_DATA_GLOBALS`` is a starting point); ``None`` (the registered
         instance) decodes anything.  Use a restricted instance as a serializer's
-        data strategy: it is then the one that decodes ``p5`` payloads::
+        data strategy: it is then the one that decodes ``p5`` payloads, and,
+        unless an allowlist says otherwise, the only decoder beside the
+        ``SAFE_FOR_UNTRUSTED`` ones (``restricts_decoding``)::
 
             ComputeSerializer(strategy_data=PickleData(SAFE_DATA_GLOBALS))
+
+        Restricted is not ``SAFE_FOR_UNTRUSTED``: the allowlist bounds what can
+        run, not how much memory an allowed constructor may be asked for (see
+        ``freight.plugins.restricted_pickle``).
         """
         self.allowed_globals = (
             None if allowed_globals is None else GlobalsAllowlist(allowed_globals)
         )
+
+    @property
+    def restricts_decoding(self) -> bool:
+        """Whether this instance decodes with the restricted unpickler.  A
+        ``ComputeSerializer`` given such an instance and no allowlist decodes
+        only it and strategies safe for untrusted input (``cp``, ``00``, ``13``
+        ... are refused)."""
+        return self.allowed_globals is not None
 
     def decode(self, data: bytes) -> Any:
         return self._loads(data, ())

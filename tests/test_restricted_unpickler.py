@@ -408,3 +408,69 @@ def test_a_star_entry_does_not_admit_dotted_names():
     body = A.payload(A.glob("fractions", "Fraction.__init__"))
     with pytest.raises(DeserializationError, match="allowed globals"):
         PickleData({"fractions": "*"}).decode(body)
+
+
+# -- a restricted data strategy makes the safe configuration the default -----------
+
+
+class CallableExploit(Exploit):
+    def __call__(self) -> None:
+        pass
+
+
+def _hostile_payloads(identifier: str) -> tuple[str, bytes]:
+    """A text payload and a binary message under ``identifier`` whose body runs
+    ``os.system`` if an unrestricted decoder reads it."""
+    if identifier in ("cp", "01"):
+        maker = ComputeSerializer(strategy_code=identifier, cache_code=False)
+        value: object = CallableExploit()
+    else:
+        maker = ComputeSerializer(strategy_data=identifier)
+        value = Exploit()
+    text, blob = maker.serialize(value), maker.dumps(value)
+    assert text.startswith(identifier + "\n")
+    return text, blob
+
+
+@pytest.mark.parametrize("identifier", ["cp", "00", "01", "13"])
+def test_a_restricted_data_strategy_without_allowlist_refuses_unrestricted_decoders(
+    identifier, monkeypatch
+):
+    text, blob = _hostile_payloads(identifier)
+    calls = []
+    monkeypatch.setattr(os, "system", lambda *a: calls.append(a))
+    serde = ComputeSerializer(strategy_data=PickleData(SAFE_DATA_GLOBALS))
+    for decode, payload in [(serde.deserialize, text), (serde.loads, blob)]:
+        with pytest.raises(DeserializationError) as info:
+            decode(payload)  # type: ignore[operator]
+        message = str(info.value)
+        assert f"'{identifier}\\n'" in message
+        assert "restricted PickleData" in message
+        assert "allowed_deserializer_types" in message
+    packed = serde.pack_buffers([text, text, text])
+    with pytest.raises(DeserializationError, match="restricted PickleData"):
+        serde.unpack_and_deserialize(packed)
+    assert calls == []
+
+
+def test_a_restricted_data_strategy_still_decodes_the_safe_strategies():
+    serde = ComputeSerializer(strategy_data=PickleData(SAFE_DATA_GLOBALS))
+    value = {"a": [1, 2.5, None]}
+    for identifier in ("mp", "11", "ex"):
+        maker = ComputeSerializer(strategy_data=identifier)
+        sample = ValueError("x") if identifier == "ex" else value
+        assert type(serde.deserialize(maker.serialize(sample))) is type(sample)
+        assert type(serde.loads(maker.dumps(sample))) is type(sample)
+    assert serde.loads(PLAIN.dumps(value)) == value  # p5, restricted
+
+
+def test_an_explicit_allowlist_opts_back_in_to_unrestricted_decoders():
+    serde = ComputeSerializer(
+        strategy_data=PickleData(SAFE_DATA_GLOBALS),
+        allowed_deserializer_types=["CloudPickleCode", "PickleData"],
+    )
+    assert serde.deserialize(PLAIN.serialize(len))([1, 2]) == 2
+    assert serde.loads(PLAIN.dumps({"x": 1})) == {"x": 1}
+    # ... and p5 is still decoded by the restricted instance.
+    with pytest.raises(DeserializationError, match="allowed globals"):
+        serde.deserialize(PLAIN.serialize(Exploit()))
