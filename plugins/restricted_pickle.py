@@ -24,23 +24,36 @@ What it guarantees, on any payload:
   numpy names *other* than these that an allowlist admits are called as they are.
 
 How, and what it costs.  CPython's C unpickler has no hook for BUILD, so a load
-first runs on the C unpickler (``pickle.Unpickler``) whose ``find_class`` admits
-only globals on which BUILD cannot act: immutable types (``builtins``, ``datetime``,
-``decimal``, ``collections.deque`` / ``defaultdict`` ...) whose metaclass is
-``type``, whose instances have no ``__dict__`` and that are not numpy's.  BUILD on
-such a class fails (its ``__dict__`` is read-only, ``setattr`` is refused), and
-their instances can neither change class nor take a dunder attribute.  The first
-global outside that set (a Python class such as ``Fraction``, ``Counter`` or
-``UUID``; ``OrderedDict``; a function; anything from numpy) abandons
-the C load, and the payload is decoded again from the start by a subclass of the
-pure-Python ``pickle._Unpickler`` that checks every BUILD, call and container
-update.  A payload that needs the guarded unpickler is decoded up to twice; one
-that the C unpickler finishes costs what it did before.  Measured per decode
-(``/tmp/sp_bench.py``-style timeit, 2-core machine shared with other jobs): the
-benchmark's small dict, list of 10k dicts, 1 MB str and 10 MB bytes stay on the C
-path (unchanged); an 80 MB float64 array (one ``_frombuffer`` call) goes from 5 us
-to about 30 us, whatever its size.  A scan of every opcode
-(``pickletools.genops``) would have cost the 10k-dict list ~40 ms against 2 ms.
+first runs on the C unpickler (``pickle.Unpickler``) whose ``find_class`` hands out
+only what BUILD cannot act on:
+
+* immutable types (``builtins``, ``datetime``, ``decimal``,
+  ``collections.deque`` / ``defaultdict`` ...) whose metaclass is ``type``, whose
+  instances have no ``__dict__`` and that are not numpy's.  BUILD on such a class
+  fails (its ``__dict__`` is read-only, ``setattr`` is refused), and their
+  instances can neither change class nor take a dunder attribute;
+* for ``numpy.dtype``, ``_frombuffer`` and ``scalar`` (what contiguous arrays and
+  numpy scalars pickle as), stateless stand-ins calling the validating
+  constructors; ``numpy.dtype`` returns a spec whose ``__setstate__`` validates
+  the BUILD.  A spec or stand-in that is referenced from the result (a dtype, or
+  the class, as a value) cannot be swapped there for the real object: reference
+  counts, read once the C unpickler is gone, tell, and the payload is decoded
+  again as below.
+
+The first global outside that set (a Python class such as ``Fraction``,
+``Counter`` or ``UUID``; ``OrderedDict``; a function; ``numpy.ndarray`` /
+``_reconstruct``, which non-contiguous arrays pickle as) abandons the C load, and
+the payload is decoded again from the start by a subclass of the pure-Python
+``pickle._Unpickler`` that checks every BUILD, call and container update.
+
+Measured per decode with ``timeit`` (before -> after, microseconds; one process,
+2-core machine shared with other jobs, so +-30%): the benchmark's tiny int 1.2 ->
+1.4, small dict 2.7 -> 2.8, 1k ints 34 -> 37, 10k dicts 4,500 -> 4,200, 1 MB str
+600 -> 600 and 10 MB bytes 700 -> 730 stay on the C path (unchanged); a
+contiguous float64 array, 1k or 80 MB, 9.5 -> 24-30 (C path with stand-ins: a
+fixed cost, not per byte); on the guarded path a strided array 15 -> 112, 100
+``Fraction`` s 118 -> 600, a small ``OrderedDict`` 3 -> 27.  A scan of every
+opcode (``pickletools.genops``) would have cost the 10k-dict list ~40 ms.
 
 The allowlist restricts *what can run*, not *how much memory* an allowed
 constructor may be asked for (``bytearray(10**12)``), nor CPython's memo table,
@@ -58,6 +71,7 @@ import math
 import pickle
 import re
 import sys
+import threading
 import types
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
@@ -154,10 +168,20 @@ def restricted_loads(
     facade wraps it).
     """
     buffers = buffers if isinstance(buffers, list | tuple) else list(buffers)
+    unpickler = _FastUnpickler(io.BytesIO(data), allowed, buffers)
     try:
-        return _FastUnpickler(io.BytesIO(data), allowed, buffers).load()
+        result = unpickler.load()
     except _NeedsGuard:
         pass
+    else:
+        if unpickler.numpy is None:
+            return result
+        seen = unpickler.numpy
+        _created.specs = None
+        del unpickler  # its memo and stack hold references too
+        if _numpy_stayed_inside(seen):
+            return result
+        del result
     return _GuardedUnpickler(io.BytesIO(data), allowed, buffers).load()
 
 
@@ -181,6 +205,8 @@ class _FastUnpickler(pickle.Unpickler):
     ) -> None:
         super().__init__(file, buffers=buffers)
         self._allowed = allowed
+        #: What the load handed out for numpy names, if any (see below).
+        self.numpy: _NumpySeen | None = None
 
     def find_class(self, module: str, name: str) -> Any:
         allowed = self._allowed
@@ -191,9 +217,104 @@ class _FastUnpickler(pickle.Unpickler):
         inert = allowed._inert.get(key)
         if inert is None:
             inert = allowed._inert[key] = _inert(obj)
-        if not inert:
-            raise _NeedsGuard
-        return obj
+        if inert:
+            return obj
+        if module.startswith("numpy"):
+            stand_in = _c_numpy_stand_ins().get(id(obj))
+            if stand_in is not None:
+                seen = self.numpy
+                if seen is None:
+                    seen = self.numpy = _NumpySeen()
+                    # The dtype stand-in records the specs it makes here.
+                    _created.specs = seen.specs
+                seen.stand_ins.setdefault(stand_in, sys.getrefcount(stand_in))
+                return stand_in
+        raise _NeedsGuard
+
+
+# -- numpy on the C unpickler ----------------------------------------------------
+#
+# Contiguous arrays pickle as _frombuffer(buffer, dtype(code) + BUILD, shape,
+# order) and scalars as scalar(dtype(...) + BUILD, bytes).  The C unpickler gets
+# stand-ins for those three names: ``numpy.dtype`` makes a ``_DtypeSpec`` whose
+# ``__setstate__`` validates the BUILD, and the other two accept only a BUILT
+# spec.  A spec or stand-in that ends up *in the result* (a dtype or the class
+# itself as a value) cannot be swapped for the real object there: the payload is
+# then decoded again by the guarded unpickler, which swaps it on BUILD.  Whether
+# one did is read from reference counts once the C unpickler is gone.
+
+
+class _NumpySeen:
+    __slots__ = ("specs", "stand_ins")
+
+    def __init__(self) -> None:
+        # stand-in -> its reference count before this load handed it out
+        self.stand_ins: dict[Any, int] = {}
+        self.specs: list[_DtypeSpec] = []
+
+
+_created = threading.local()
+
+
+def _numpy_stayed_inside(seen: _NumpySeen) -> bool:
+    """Whether no stand-in or dtype spec of a finished C load is referenced from
+    its result (``DeserializationError`` if a dtype spec was never BUILT)."""
+    specs = seen.specs
+    for i in range(len(specs)):
+        if specs[i].built is None:
+            raise DeserializationError(
+                "PickleData: a numpy dtype was made without its state (no BUILD);"
+                " the payload was not decoded"
+            )
+        if sys.getrefcount(specs[i]) > 2:  # the list and the call's argument
+            return False
+    for stand_in, before in seen.stand_ins.items():
+        # ``before`` counted find_class's local and the call's argument; now
+        # the dict's key, this loop's variable and the argument.
+        if sys.getrefcount(stand_in) > before + 1:
+            return False
+    return True
+
+
+class _CDtype:
+    """``numpy.dtype`` for the C unpickler."""
+
+    __slots__ = ()
+
+    def __call__(self, code: Any, align: Any = False, copy: Any = False) -> Any:
+        spec = _safe_dtype(code, align, copy)
+        _created.specs.append(spec)  # set when this stand-in was handed out
+        return spec
+
+
+class _CFrombuffer:
+    """numpy's ``_frombuffer`` for the C unpickler."""
+
+    __slots__ = ()
+
+    def __call__(self, buf: Any, dtype: Any, shape: Any, order: Any) -> Any:
+        return _safe_frombuffer(buf, dtype, shape, order)
+
+
+class _CScalar:
+    """numpy's ``scalar`` for the C unpickler."""
+
+    __slots__ = ()
+
+    def __call__(self, dtype: Any, data: Any = None) -> Any:
+        return _safe_scalar(dtype, data)
+
+
+@functools.cache
+def _c_numpy_stand_ins() -> dict[int, Any]:
+    import numpy as np
+
+    multiarray, numeric = _numpy_core("multiarray"), _numpy_core("numeric")
+    return {
+        id(np.dtype): _CDtype(),
+        id(numeric._frombuffer): _CFrombuffer(),
+        id(multiarray.scalar): _CScalar(),
+    }
 
 
 def _inert(obj: Any) -> bool:
@@ -457,6 +578,7 @@ def _name(obj: Any) -> str:
 _PLAIN_KINDS = frozenset("biufcSU")
 _DTYPE_CODE = re.compile(r"[<>|=]?[biufcSU][0-9]{0,5}\Z")
 _BYTEORDERS = frozenset("<>|=")
+_NATIVE = "<" if sys.byteorder == "little" else ">"
 
 
 def _np() -> Any:
@@ -554,10 +676,19 @@ class _DtypeSpec:
                 " refused: only a plain descriptor's own state (byte order aside)"
                 " is accepted; the payload was not decoded"
             )
-        order = state[1]
-        dtype = base.newbyteorder(order) if order in "<>" else base
+        order = _NATIVE if state[1] == "=" else state[1]
+        if order == "|" or base.byteorder == "|":
+            dtype = base
+        elif order == _NATIVE and base.isnative:
+            dtype = base  # numpy's canonical instance
+        else:
+            dtype = base.newbyteorder(order)
         self.built = dtype
         return dtype
+
+    def __setstate__(self, state: Any) -> None:
+        # BUILD on the C unpickler (the guarded one calls build() itself).
+        self.build(state)
 
 
 class _PendingArray:

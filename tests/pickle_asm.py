@@ -97,7 +97,7 @@ def dtype_state(
 def ndarray(descr: bytes, shape: int, data: bytes, module: str = "") -> bytes:
     """``_reconstruct(ndarray, (0,), b"b")`` then BUILD with a version-1 array
     state ``(1, (shape,), descr, False, data)``."""
-    module = module or _multiarray()
+    module = module or multiarray()
     made = call(
         glob(module, "_reconstruct"),
         glob("numpy", "ndarray"),
@@ -112,8 +112,18 @@ def payload(*parts: bytes) -> bytes:
     return proto() + b"".join(parts) + stop()
 
 
-def _multiarray() -> str:
+def _numpy_core() -> str:
     import numpy as np
 
     major = int(np.__version__.split(".")[0])
-    return "numpy._core.multiarray" if major >= 2 else "numpy.core.multiarray"
+    return "numpy._core" if major >= 2 else "numpy.core"
+
+
+def multiarray() -> str:
+    """The module numpy's pickles name for ``_reconstruct`` and ``scalar``."""
+    return _numpy_core() + ".multiarray"
+
+
+def numeric() -> str:
+    """The module numpy's pickles name for ``_frombuffer``."""
+    return _numpy_core() + ".numeric"

@@ -258,6 +258,7 @@ NUMPY_OTHERS = [
     np.dtype("f8"),
     np.dtype(">u2"),
     np.dtype("U5"),
+    np.dtype,  # the class itself, as a value
 ]
 
 
@@ -347,11 +348,48 @@ def _decode(body: bytes):
         ),
         pytest.param(
             A.payload(
+                A.call(
+                    A.glob(A.numeric(), "_frombuffer"),
+                    A.raw_bytes(b"\x00" * 8),
+                    A.dtype("u8", A.dtype_state("<", A.none(), A.none(), -1, -1, 0)),
+                    A.tuple_(A.integer(4)),
+                    A.string("C"),
+                )
+            ),
+            "needs 32 bytes of data, got 8",
+            id="frombuffer-shape-beyond-the-buffer",
+        ),
+        pytest.param(
+            A.payload(
+                A.call(
+                    A.glob(A.numeric(), "_frombuffer"),
+                    A.raw_bytes(b"\x00" * 8),
+                    A.call(A.glob("numpy", "dtype"), A.string("u8")),
+                    A.tuple_(A.integer(1)),
+                    A.string("C"),
+                )
+            ),
+            "needs a plain numpy dtype",
+            id="frombuffer-with-an-unbuilt-dtype",
+        ),
+        pytest.param(
+            A.payload(
+                A.call(
+                    A.glob(A.multiarray(), "scalar"),
+                    A.dtype("u8", A.dtype_state("<", A.none(), A.none(), -1, -1, 0)),
+                    A.raw_bytes(b"\x00" * 2),
+                )
+            ),
+            "needs 8 bytes of data, got 2",
+            id="scalar-shorter-than-its-dtype",
+        ),
+        pytest.param(
+            A.payload(
                 A.glob("numpy._core.numeric", "_frombuffer"),
                 A.build(A.dict_((A.string("x"), A.integer(1)))),
             ),
-            "not of the function",
-            id="build-on-a-function",
+            "PickleData",  # the C unpickler's stand-in has no state to set
+            id="build-on-numpy-frombuffer",
         ),
         pytest.param(
             A.payload(
@@ -474,3 +512,15 @@ def test_an_explicit_allowlist_opts_back_in_to_unrestricted_decoders():
     # ... and p5 is still decoded by the restricted instance.
     with pytest.raises(DeserializationError, match="allowed globals"):
         serde.deserialize(PLAIN.serialize(Exploit()))
+
+
+def test_build_on_an_allowed_function_is_refused_and_changes_nothing():
+    allowed = {**SAFE_DATA_GLOBALS, "os.path": ["join"]}
+    serde = ComputeSerializer(strategy_data=PickleData(allowed))
+    body = A.payload(
+        A.glob("os.path", "join"),
+        A.build(A.dict_((A.string("x"), A.integer(1)))),
+    )
+    with pytest.raises(DeserializationError, match="not of the function"):
+        serde.deserialize("p5\n" + base64.b64encode(body).decode())
+    assert "x" not in vars(os.path.join)
