@@ -327,16 +327,18 @@ def _inert(obj: Any) -> bool:
         and bool(obj.__flags__ & _IMMUTABLETYPE)
         and obj.__dictoffset__ == 0
         and not (obj.__module__ or "").startswith("numpy")
-        and "__setstate__" not in _class_attributes(obj)
+        and _only_c_setstate(obj)
     )
 
 
-def _class_attributes(cls: type) -> set[str]:
-    names: set[str] = set()
-    for klass in cls.__mro__[:-1]:  # not object's
-        if not isinstance(vars(klass).get("__setstate__"), _METHOD_DESCRIPTORS):
-            names.update(vars(klass))
-    return names
+def _only_c_setstate(cls: type) -> bool:
+    """Whether every ``__setstate__`` in ``cls``'s MRO is a C method descriptor,
+    which checks its ``self`` (so BUILD on the class itself fails)."""
+    for klass in cls.__mro__:
+        setstate = vars(klass).get("__setstate__")
+        if setstate is not None and not isinstance(setstate, _METHOD_DESCRIPTORS):
+            return False
+    return True
 
 
 _METHOD_DESCRIPTORS = (types.MethodDescriptorType, types.WrapperDescriptorType)
