@@ -22,6 +22,11 @@ What it guarantees, on any payload:
   sender's ordinary pickler made (``_frombuffer`` for contiguous arrays, with
   out-of-band buffers; ``_reconstruct`` + BUILD otherwise) decode as before.
   numpy names *other* than these that an allowlist admits are called as they are.
+* **The builtins of ``SAFE_DATA_GLOBALS`` cannot be asked for much more than the
+  payload holds**: a ``range`` of more items than the payload has bytes (at least
+  65,536) may not be passed to anything, ``bytes`` / ``bytearray`` may not be
+  asked for more bytes than that, and ``int`` / ``Fraction`` refuse what would
+  expand an exponent (``Fraction("1e999999999")``, ``int(Decimal(...))``).
 
 How, and what it costs.  CPython's C unpickler has no hook for BUILD, so a load
 first runs on the C unpickler (``pickle.Unpickler``) whose ``find_class`` hands out
@@ -41,7 +46,8 @@ only what BUILD cannot act on:
   again as below.
 
 The first global outside that set (a Python class such as ``Fraction``,
-``Counter`` or ``UUID``; ``OrderedDict``; a function; ``numpy.ndarray`` /
+``Counter`` or ``UUID``; ``OrderedDict``; ``range``, ``bytes``, ``bytearray`` and
+``int`` as globals; a function; ``numpy.ndarray`` /
 ``_reconstruct``, which non-contiguous arrays pickle as) abandons the C load, and
 the payload is decoded again from the start by a subclass of the pure-Python
 ``pickle._Unpickler`` that checks every BUILD, call and container update.
@@ -55,10 +61,10 @@ fixed cost, not per byte); on the guarded path a strided array 15 -> 112, 100
 ``Fraction`` s 118 -> 600, a small ``OrderedDict`` 3 -> 27.  A scan of every
 opcode (``pickletools.genops``) would have cost the 10k-dict list ~40 ms.
 
-The allowlist restricts *what can run*, not *how much memory* an allowed
-constructor may be asked for (``bytearray(10**12)``), nor CPython's memo table,
-which the C unpickler sizes by an index read from the payload: restricted pickle is
-not ``SAFE_FOR_UNTRUSTED``, and the facade treats it as "restricted" (see
+What it does not bound: constructors an allowlist adds beyond
+``SAFE_DATA_GLOBALS``, and CPython's memo table, which the C unpickler sizes by an
+index read from the payload (``LONG_BINPUT``).  So restricted pickle is not
+``SAFE_FOR_UNTRUSTED``, and the facade treats it as "restricted" (see
 ``PickleData``).
 """
 
@@ -182,7 +188,8 @@ def restricted_loads(
         if _numpy_stayed_inside(seen):
             return result
         del result
-    return _GuardedUnpickler(io.BytesIO(data), allowed, buffers).load()
+    budget = max(len(data), _MIN_BUDGET)
+    return _GuardedUnpickler(io.BytesIO(data), allowed, buffers, budget).load()
 
 
 class _NeedsGuard(Exception):
@@ -324,6 +331,7 @@ def _inert(obj: Any) -> bool:
     metaclass, whose instances have no ``__dict__``, not numpy's."""
     return (
         type(obj) is type
+        and obj not in _AMPLIFIERS
         and bool(obj.__flags__ & _IMMUTABLETYPE)
         and obj.__dictoffset__ == 0
         and not (obj.__module__ or "").startswith("numpy")
@@ -369,10 +377,15 @@ class _GuardedUnpickler(_PyUnpickler):  # type: ignore[misc]
     dispatch: ClassVar[dict[int, Callable[..., None]]] = dict(_PyUnpickler.dispatch)
 
     def __init__(
-        self, file: io.BytesIO, allowed: GlobalsAllowlist, buffers: Iterable[Any]
+        self,
+        file: io.BytesIO,
+        allowed: GlobalsAllowlist,
+        buffers: Iterable[Any],
+        budget: int = 0,
     ) -> None:
         super().__init__(file, buffers=buffers)
         self._allowed = allowed
+        self._budget = budget or _MIN_BUDGET
         # Types the payload named (find_class): BUILD may set their instances'
         # state.
         self._named: set[type] = set()
@@ -416,6 +429,7 @@ class _GuardedUnpickler(_PyUnpickler):  # type: ignore[misc]
                 if type(made) in _PLACEHOLDERS:
                     self._pending += 1
                 return made
+        _check_amplification(func, args, kwargs, self._budget)
         return func(*args, **kwargs) if kwargs else func(*args)
 
     def load_reduce(self) -> None:
@@ -540,6 +554,53 @@ class _GuardedUnpickler(_PyUnpickler):  # type: ignore[misc]
     dispatch[pickle.GET[0]] = load_get
     dispatch[pickle.BINGET[0]] = load_binget
     dispatch[pickle.LONG_BINGET[0]] = load_long_binget
+
+
+# -- what an allowed constructor may be asked for ---------------------------------
+
+#: Builtins whose arguments can ask for far more memory or time than the payload
+#: holds (``bytearray(10**12)``, ``list(range(10**10))``,
+#: ``int(Decimal("1e999999999"))``): the C unpickler never hands them out, so
+#: their calls are checked below.
+_AMPLIFIERS = frozenset({range, bytes, bytearray, int})
+#: Payloads smaller than this may still ask for this many items or bytes.
+_MIN_BUDGET = 1 << 16
+
+
+def _check_amplification(func: Any, args: Any, kwargs: Any, budget: int) -> None:
+    """Refuse a call that would build something far larger than the payload:
+    a ``range`` of more than ``budget`` items passed to anything, an int size
+    of more than ``budget`` to ``bytes`` / ``bytearray``, and exponents that
+    expand (a ``str`` with one, or a ``Decimal``) to ``int`` or ``Fraction``."""
+    values = list(args) + (list(kwargs.values()) if kwargs else [])
+    for value in values:
+        kind = type(value)
+        if kind is range:
+            try:
+                too_big = len(value) > budget
+            except OverflowError:
+                too_big = True
+            if too_big and func is not range:
+                _refuse_amplification(func, f"a range of more than {budget} items")
+        elif kind is int and func in (bytes, bytearray) and value > budget:
+            _refuse_amplification(func, f"{value} bytes")
+        elif func is int or _is_fraction(func):
+            if kind.__name__ == "Decimal" or (
+                kind is str and ("e" in value or "E" in value)
+            ):
+                _refuse_amplification(func, f"{value!r:.40} (an exponent to expand)")
+
+
+def _is_fraction(func: Any) -> bool:
+    fractions = sys.modules.get("fractions")
+    return fractions is not None and func is getattr(fractions, "Fraction", None)
+
+
+def _refuse_amplification(func: Any, what: str) -> None:
+    raise DeserializationError(
+        f"PickleData: {_name(func)} may not be asked for {what} by a payload; the"
+        " payload was not decoded"
+    )
 
 
 def _check_target(target: Any) -> None:

@@ -516,6 +516,68 @@ def test_an_explicit_allowlist_opts_back_in_to_unrestricted_decoders():
         serde.deserialize(PLAIN.serialize(Exploit()))
 
 
+def _long(value: int) -> bytes:
+    data = value.to_bytes((value.bit_length() + 8) // 8, "little")
+    return pickle.LONG1 + bytes([len(data)]) + data
+
+
+@pytest.mark.parametrize(
+    "body, match",
+    [
+        pytest.param(
+            A.payload(A.call(A.glob("builtins", "bytearray"), _long(10**12))),
+            "1000000000000 bytes",
+            id="bytearray(10**12)",
+        ),
+        pytest.param(
+            A.payload(
+                A.call(
+                    A.glob("builtins", "list"),
+                    A.call(A.glob("builtins", "range"), _long(10**10)),
+                )
+            ),
+            "a range of more than 65536 items",
+            id="list(range(10**10))",
+        ),
+        pytest.param(
+            A.payload(
+                A.call(
+                    A.glob("collections", "Counter"),
+                    A.call(A.glob("builtins", "range"), _long(2**70)),
+                )
+            ),
+            "a range of more than",
+            id="Counter(range(2**70))",
+        ),
+        pytest.param(
+            A.payload(A.call(A.glob("fractions", "Fraction"), A.string("1e999999999"))),
+            "an exponent to expand",
+            id="Fraction('1e999999999')",
+        ),
+        pytest.param(
+            A.payload(
+                A.call(
+                    A.glob("builtins", "int"),
+                    A.call(A.glob("decimal", "Decimal"), A.string("1e999999999")),
+                )
+            ),
+            "an exponent to expand",
+            id="int(Decimal('1e999999999'))",
+        ),
+    ],
+)
+def test_allowed_builtins_may_not_be_asked_for_far_more_than_the_payload(body, match):
+    with pytest.raises(DeserializationError, match=match):
+        _decode(body)
+
+
+def test_the_amplifying_builtins_still_decode_as_plain_values():
+    import fractions
+
+    value = [range(10), bytearray(b"ab"), int, bytes, fractions.Fraction("1/3")]
+    assert RESTRICTED.loads(PLAIN.dumps(value)) == value
+
+
 def test_build_on_an_allowed_function_is_refused_and_changes_nothing():
     allowed = {**SAFE_DATA_GLOBALS, "os.path": ["join"]}
     serde = ComputeSerializer(strategy_data=PickleData(allowed))
