@@ -173,7 +173,8 @@ def restricted_loads(
     descriptor; other malformed input raises what the unpickler raises (the
     facade wraps it).
     """
-    buffers = buffers if isinstance(buffers, list | tuple) else list(buffers)
+    if type(buffers) is not list and type(buffers) is not tuple:
+        buffers = list(buffers)
     unpickler = _FastUnpickler(io.BytesIO(data), allowed, buffers)
     try:
         result = unpickler.load()
