@@ -20,7 +20,6 @@ peers you trust (the facade's allowlist enforces that per identifier).
 from __future__ import annotations
 
 import functools
-import io
 import operator
 import pickle
 import sys
@@ -28,6 +27,11 @@ import types
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from freight.plugins.restricted_pickle import (
+    SAFE_DATA_GLOBALS,
+    GlobalsAllowlist,
+    restricted_loads,
+)
 from freight.serialize import (
     BodyEncoder,
     BytesStrategy,
@@ -38,6 +42,16 @@ from freight.serialize import (
 )
 from freight.serialize.b64 import BinaryReader
 from freight.serialize.binary import BufferLike, utf8_buffer
+
+__all__ = [
+    "PROTOCOL",
+    "SAFE_DATA_GLOBALS",
+    "CloudPickleCode",
+    "GlobalsAllowlist",
+    "PickleData",
+    "dumps",
+    "dumps_frames",
+]
 
 #: The pickle protocol of every payload made here (out-of-band buffers need 5).
 PROTOCOL = 5
@@ -194,13 +208,27 @@ class PickleData(_PickleFamily):
         names, ``{module: names}`` or ``{module: "*"}`` (see ``GlobalsAllowlist``;
         ``SAFE_DATA_GLOBALS`` is a starting point); ``None`` (the registered
         instance) decodes anything.  Use a restricted instance as a serializer's
-        data strategy: it is then the one that decodes ``p5`` payloads::
+        data strategy: it is then the one that decodes ``p5`` payloads, and,
+        unless an allowlist says otherwise, the only decoder beside the
+        ``SAFE_FOR_UNTRUSTED`` ones (``restricts_decoding``)::
 
             ComputeSerializer(strategy_data=PickleData(SAFE_DATA_GLOBALS))
+
+        Restricted is not ``SAFE_FOR_UNTRUSTED``: the allowlist bounds what can
+        run, not how much memory an allowed constructor may be asked for (see
+        ``freight.plugins.restricted_pickle``).
         """
         self.allowed_globals = (
             None if allowed_globals is None else GlobalsAllowlist(allowed_globals)
         )
+
+    @property
+    def restricts_decoding(self) -> bool:
+        """Whether this instance decodes with the restricted unpickler.  A
+        ``ComputeSerializer`` given such an instance and no allowlist decodes
+        only it and strategies safe for untrusted input (``cp``, ``00``, ``13``
+        ... are refused)."""
+        return self.allowed_globals is not None
 
     def decode(self, data: bytes) -> Any:
         return self._loads(data, ())
@@ -208,7 +236,8 @@ class PickleData(_PickleFamily):
     def decode_from(self, file: BinaryReader) -> Any:
         if self.allowed_globals is None:
             return pickle.load(file)
-        return _RestrictedUnpickler(file, self.allowed_globals, ()).load()
+        # The restricted unpickler may read the stream twice (restricted_pickle).
+        return restricted_loads(file.read(), self.allowed_globals)
 
     def encode(self, obj: Any) -> bytes:
         if type(obj) is memoryview:
@@ -250,89 +279,7 @@ class PickleData(_PickleFamily):
         allowed = self.allowed_globals
         if allowed is None:
             return pickle.loads(data, buffers=buffers)
-        return _RestrictedUnpickler(io.BytesIO(data), allowed, buffers).load()
-
-
-class GlobalsAllowlist:
-    """The modules and names a restricted unpickler may load (``find_class``).
-
-    Every class or function a pickle reaches -- to construct an object or to call
-    it -- is looked up by ``find_class``, so refusing names there is what keeps a
-    payload from calling ``os.system``.  It restricts *what can run*, not *how much
-    memory* a payload may ask a permitted constructor for.
-    """
-
-    def __init__(self, allowed: Mapping[str, Iterable[str] | str]) -> None:
-        self._modules: dict[str, frozenset[str] | None] = {}
-        for module, names in allowed.items():
-            if names == "*":
-                self._modules[module] = None
-            elif isinstance(names, str):
-                raise TypeError(
-                    f"allowed names for {module!r} must be a collection of names or"
-                    f' "*", got the string {names!r}'
-                )
-            else:
-                self._modules[module] = frozenset(names)
-
-    def allows(self, module: str, name: str) -> bool:
-        """Whether ``module.name`` may be loaded."""
-        if module not in self._modules:
-            return False
-        names = self._modules[module]
-        return names is None or name in names
-
-    def __repr__(self) -> str:
-        return f"GlobalsAllowlist({sorted(self._modules)})"
-
-
-#: Plain data types and the functions numpy's pickles need to rebuild arrays: a
-#: starting point for ``PickleData(allowed_globals=...)``.  Nothing here runs code
-#: beyond constructing these types.
-SAFE_DATA_GLOBALS: dict[str, Iterable[str] | str] = {
-    "builtins": {
-        "set",
-        "frozenset",
-        "complex",
-        "bytearray",
-        "bytes",
-        "slice",
-        "range",
-        "list",
-        "dict",
-        "tuple",
-        "int",
-        "float",
-        "str",
-        "bool",
-    },
-    "datetime": {"datetime", "date", "time", "timedelta", "timezone"},
-    "decimal": {"Decimal"},
-    "fractions": {"Fraction"},
-    "uuid": {"UUID"},
-    "collections": {"OrderedDict", "deque", "defaultdict", "Counter"},
-    "numpy": {"dtype", "ndarray"},
-    "numpy.core.multiarray": {"_reconstruct", "scalar"},
-    "numpy._core.multiarray": {"_reconstruct", "scalar"},
-    "numpy.core.numeric": {"_frombuffer"},
-    "numpy._core.numeric": {"_frombuffer"},
-}
-
-
-class _RestrictedUnpickler(pickle.Unpickler):
-    def __init__(
-        self, file: BinaryReader, allowed: GlobalsAllowlist, buffers: Iterable[Any]
-    ) -> None:
-        super().__init__(file, buffers=buffers)
-        self._allowed = allowed
-
-    def find_class(self, module: str, name: str) -> Any:
-        if not self._allowed.allows(module, name):
-            raise DeserializationError(
-                f"PickleData: {module}.{name} is not in the unpickler's allowed"
-                f" globals ({self._allowed!r}); the payload was not decoded"
-            )
-        return super().find_class(module, name)
+        return restricted_loads(data, allowed, buffers)
 
 
 class CloudPickleCode(_PickleFamily):

@@ -296,6 +296,14 @@ class ComputeSerializer:
         configured instance (say, a pickle strategy with a restricted unpickler)
         is the one that reads payloads it could have made.
 
+        A *restricted* strategy instance (one whose ``restricts_decoding``
+        attribute is true, such as ``PickleData(allowed_globals=...)``) given
+        without an allowlist makes the safe choice the default: the serializer
+        then decodes only that instance's identifier and the strategies that
+        declare ``Property.SAFE_FOR_UNTRUSTED``; any other payload (``cp``,
+        ``00``, ``01``, ``13`` ...) is refused with ``DeserializationError``
+        before its body is read.  Give an explicit allowlist to decode others.
+
         Raises ``SerdeError`` for an unknown, decode-only or wrong-kind strategy,
         or one the policy refuses.
         """
@@ -432,6 +440,16 @@ class ComputeSerializer:
         path around the data strategy."""
         self._admitted.clear()
         self._known.clear()
+        # A restricted strategy instance without an explicit allowlist: decode
+        # only it and SAFE_FOR_UNTRUSTED strategies (see __init__).
+        self._restricted: SerializationStrategy | None = next(
+            (
+                s
+                for s in (self._data_serializer, self._code_serializer)
+                if getattr(s, "restricts_decoding", False)
+            ),
+            None,
+        )
         # The code strategy's cached payloads, one table per envelope.
         self._text_cache: CacheTable | None = None
         self._frames_cache: CacheTable | None = None
@@ -591,6 +609,8 @@ class ComputeSerializer:
             strategy = rec.strategy
         if self.allowed_deserializer_types:
             self.assert_deserializer_allowed(strategy)
+        elif self._restricted is not None:
+            _assert_safe_beside(self._restricted, strategy)
         refusal = self.policy.refusal(strategy, decoding=True)
         if refusal:
             raise DeserializationError(refusal)
@@ -1188,14 +1208,32 @@ def _describe_producer(message: binary.Message) -> str:
     try:
         recorded = json.loads(bytes(message.metadata) or b"{}")
         if isinstance(recorded, dict):
-            made.update({str(k): str(v) for k, v in recorded.items()})
-    except ValueError:
-        pass  # unreadable metadata only costs detail in a message
+            made.update({str(k): str(v)[:80] for k, v in recorded.items()})
+    except Exception:
+        # Unreadable metadata (malformed, or nested deep enough for a
+        # RecursionError) only costs detail in a message.
+        made.clear()
     full = made.pop("python", "")
     if full.startswith(python + "."):  # the header's version is authoritative
         python = full
     libraries = ", ".join(f"{k} {v}" for k, v in sorted(made.items()))
     return f"Python {python}" + (f" with {libraries}" if libraries else "")
+
+
+def _assert_safe_beside(
+    restricted: SerializationStrategy, strategy: SerializationStrategy
+) -> None:
+    """Refuse ``strategy`` as a decoder next to the restricted instance
+    ``restricted`` unless it is that instance or declares SAFE_FOR_UNTRUSTED."""
+    if strategy is restricted or Property.SAFE_FOR_UNTRUSTED in strategy.properties:
+        return
+    raise DeserializationError(
+        f"{type(strategy).__name__} ({strategy.identifier!r}) may not decode here:"
+        f" this serializer was given the restricted {type(restricted).__name__}"
+        " and no allowlist, so it decodes only that strategy's payloads and"
+        " strategies safe for untrusted input; pass allowed_deserializer_types"
+        f" to decode {type(strategy).__name__} payloads from trusted peers"
+    )
 
 
 def _encode_failure(
