@@ -36,6 +36,9 @@ types pass through as ``msgpack.ExtType`` (type -1 as ``msgpack.Timestamp``).
 from __future__ import annotations
 
 import struct
+from collections import Counter
+from collections.abc import Iterator
+from operator import itemgetter
 from pickle import PickleBuffer
 from typing import Any
 
@@ -49,7 +52,12 @@ from freight.serialize import (
     SerializationError,
     hookimpl,
 )
-from freight.serialize.limits import check_depth, depth_exceeded
+from freight.serialize.limits import (
+    SizeBudget,
+    active_limits,
+    check_depth,
+    depth_exceeded,
+)
 
 #: The msgpack extension type that stands for an out-of-band blob.
 BLOB_EXT = 70
@@ -64,7 +72,21 @@ _TOP_LEVEL = {
     kind: msgpack.packb(msgpack.ExtType(BLOB_EXT, _BLOB.pack(kind, 0)))
     for kind in (_BLOB_VIEW, _BLOB_BYTES, _BLOB_BYTEARRAY)
 }
-_SCALARS = frozenset({int, float, bool, type(None), str})
+_SCALARS: frozenset[type] = frozenset({int, float, bool, type(None), str})
+#: msgpack's C unpacker decodes at most this many nested containers (its stack).
+MSGPACK_MAX_DEPTH = 1024
+#: A decoded map in which more than this many array (tuple) or timestamp keys
+#: share one hash is refused (see ``_checked_map``).
+MAX_KEYS_PER_HASH = 8
+#: First bytes of a msgpack map or array: fixmap, fixarray, array 16/32, map 16/32.
+_CONTAINER_HEADS = frozenset([*range(0x80, 0xA0), 0xDC, 0xDD, 0xDE, 0xDF])
+#: One-element arrays that ``_unpack_within_limits`` wraps a body in.
+_NESTING = b"\x91" * MSGPACK_MAX_DEPTH
+#: Map key types whose hashes a peer cannot make collide en masse.
+_PLAIN_KEYS = frozenset(
+    {str, bytes, int, float, bool, type(None), memoryview, msgpack.ExtType}
+)
+_first, _second = itemgetter(0), itemgetter(1)
 _DOMAIN = (
     "the msgpack domain is None, bool, int (64-bit), float, str, bytes, list, tuple"
     " and dict; use the pickle strategy for other Python objects"
@@ -174,18 +196,83 @@ def _flat(view: memoryview) -> memoryview:
 
 
 def _unpack_within_limits(body: Any, buffers: list[memoryview]) -> Any:
-    """``_unpack`` under the active decode limits' ``max_depth`` (msgpack's own
-    stack bound, 1024 levels, is reported as that limit too)."""
-    try:
-        value = _unpack(body, buffers)
-    except msgpack.StackError as e:
-        raise depth_exceeded(e, "the msgpack document") from e
-    check_depth(value, "the msgpack document")
+    """``_unpack`` under the active decode limits' ``max_depth``, map keys included.
+
+    msgpack's own stack (``MSGPACK_MAX_DEPTH`` levels) is made to enforce the limit:
+    a body that could nest deeper than it is decoded inside ``MSGPACK_MAX_DEPTH -
+    max_depth`` one-element arrays, which are then taken off.  That costs a copy
+    of the body, so it is done only when the body is longer than the limit (each
+    level takes a byte) and starts with a container; a body much shorter than
+    the wrapping is walked after decoding instead.
+    """
+    limit = active_limits().max_depth
+    size = len(body)
+    if size <= limit or limit >= MSGPACK_MAX_DEPTH or body[0] not in _CONTAINER_HEADS:
+        return _unpack_or_refuse(body, buffers, 0, limit)
+    wrap = MSGPACK_MAX_DEPTH - max(limit, 0)
+    if size <= 4 * wrap:
+        value = _unpack_or_refuse(body, buffers, 0, limit)
+        check_depth(value, "the msgpack document")
+        return value
+    value = _unpack_or_refuse(_NESTING[:wrap] + body, buffers, wrap, limit)
+    for _ in range(wrap):
+        value = value[0]
     return value
 
 
+def _unpack_or_refuse(
+    body: Any, buffers: list[memoryview], wrap: int, limit: int
+) -> Any:
+    try:
+        return _unpack(body, buffers)
+    except msgpack.StackError as e:
+        if wrap:
+            raise DeserializationError(
+                f"the msgpack document nests deeper than the decode limit"
+                f" max_depth={limit}"
+            ) from e
+        raise depth_exceeded(e, "the msgpack document") from e
+
+
 def _unpack(body: Any, buffers: list[memoryview]) -> Any:
-    def ext_hook(code: int, data: bytes) -> Any:
+    # First at C speed, accepting only str and bytes map keys: their hashes are
+    # randomized (SipHash), so no payload can make them collide.
+    ext_hook = _BlobReferences(buffers)
+    try:
+        return msgpack.unpackb(body, raw=False, ext_hook=ext_hook)
+    except ValueError as e:
+        if "not allowed for map key" not in str(e):
+            raise
+    # Any other key (int, float, an array as a tuple key, a timestamp ...): every
+    # map goes through ``_checked_map``.  Only these payloads pay for the hook.
+    return msgpack.unpackb(
+        body,
+        raw=False,
+        strict_map_key=False,
+        ext_hook=_BlobReferences(buffers),  # what the first attempt made is gone
+        object_pairs_hook=_checked_map,
+    )
+
+
+class _BlobReferences:
+    """The ``ext_hook`` of one decode: blob references (ext ``BLOB_EXT``) to the
+    received frames, other ext types as ``msgpack.ExtType``.
+
+    What it materialises is bounded by ``Limits.max_size`` (``SizeBudget``),
+    however many references a payload holds: a ``bytes`` copy of a frame is made
+    once and shared by every reference to it (``bytes`` are immutable, so sharing
+    is invisible but for ``is``), and each ``bytearray`` copy (mutable, so never
+    shared) is counted.  ``memoryview`` references copy nothing.
+    """
+
+    __slots__ = ("budget", "buffers", "copies")
+
+    def __init__(self, buffers: list[memoryview]) -> None:
+        self.buffers = buffers
+        self.budget: SizeBudget | None = None
+        self.copies: dict[int, bytes] = {}
+
+    def __call__(self, code: int, data: bytes) -> Any:
         if code != BLOB_EXT:
             return msgpack.ExtType(code, data)
         if len(data) != _BLOB.size:
@@ -194,6 +281,7 @@ def _unpack(body: Any, buffers: list[memoryview]) -> Any:
                 f" {_BLOB.size} data bytes, got {len(data)}"
             )
         kind, index = _BLOB.unpack(data)
+        buffers = self.buffers
         if index >= len(buffers):
             raise DeserializationError(
                 f"MsgpackData: the payload refers to out-of-band buffer {index}, but"
@@ -207,38 +295,76 @@ def _unpack(body: Any, buffers: list[memoryview]) -> Any:
             # The received frame is itself a bytes object: return it, uncopied.
             if type(owner) is bytes and len(owner) == frame.nbytes:
                 return owner
-            return frame.tobytes()
+            copy = self.copies.get(index)
+            if copy is None:
+                self._spend(frame.nbytes)
+                copy = self.copies[index] = frame.tobytes()
+            return copy
         if kind == _BLOB_BYTEARRAY:
+            self._spend(frame.nbytes)
             return bytearray(frame)
         raise DeserializationError(
             f"MsgpackData: unknown blob kind {kind!r} in a blob reference"
         )
 
+    def _spend(self, size: int) -> None:
+        if self.budget is None:
+            self.budget = SizeBudget()
+        self.budget.spend(size, "MsgpackData: a blob reference (ext 70)")
+
+
+def _checked_map(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
+    """A decoded map's dict; array keys become tuples.  Building a dict costs
+    quadratic time in the keys whose hashes collide, and a peer can make the hashes
+    of tuples and timestamps collide at will (not those of ``str`` and ``bytes``,
+    which are randomized, nor of ``int`` and ``float``, at most a few dozen of
+    which share a hash in the msgpack range).  So a map in which more than
+    ``MAX_KEYS_PER_HASH`` tuple or timestamp keys share one hash is refused."""
+    keys = list(map(_first, pairs))
     try:
-        return msgpack.unpackb(body, raw=False, strict_map_key=False, ext_hook=ext_hook)
-    except TypeError as e:
-        if "unhashable" not in str(e):
-            raise
-    # An array used as a map key (a tuple key on a Python sender, or any msgpack
-    # writer's array key): decode those keys as tuples.  Only this rare case pays
-    # for the Python-level hook.
-    return msgpack.unpackb(
-        body,
-        raw=False,
-        strict_map_key=False,
-        ext_hook=ext_hook,
-        object_pairs_hook=_dict_with_hashable_keys,
-    )
+        if _PLAIN_KEYS.issuperset(map(type, keys)):
+            return dict(pairs)
+        keys = [_hashable(k) for k in keys]
+        sharing = Counter([hash(k) for k in keys if type(k) not in _PLAIN_KEYS])
+        return _checked_dict(keys, pairs, sharing)
+    except (TypeError, ValueError) as e:  # unhashable: a map or bytearray in a key
+        raise DeserializationError(
+            f"MsgpackData: a map key cannot be a dict key: {e}"
+        ) from e
 
 
-def _dict_with_hashable_keys(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
-    return {_hashable(k): v for k, v in pairs}
+def _checked_dict(
+    keys: list[Any], pairs: list[tuple[Any, Any]], sharing: Counter[int]
+) -> dict[Any, Any]:
+    if sharing:
+        most = max(sharing.values())
+        if most > MAX_KEYS_PER_HASH:
+            raise DeserializationError(
+                f"MsgpackData: a map has {most} array or timestamp keys with the same"
+                f" hash (colliding or repeated keys), more than {MAX_KEYS_PER_HASH}:"
+                " refused, as building it would take time quadratic in their number"
+            )
+    return dict(zip(keys, map(_second, pairs), strict=True))
 
 
 def _hashable(key: Any) -> Any:
-    if type(key) is list:
-        return tuple(_hashable(k) for k in key)
-    return key
+    """``key`` with every list in it a tuple (iteratively: keys nest up to
+    ``max_depth``, which may be deeper than Python's recursion limit)."""
+    if type(key) is not list:
+        return key
+    stack: list[tuple[Iterator[Any], list[Any]]] = [(iter(key), [])]
+    while True:
+        items, done = stack[-1]
+        for item in items:
+            if type(item) is list:
+                stack.append((iter(item), []))
+                break
+            done.append(item)
+        else:
+            stack.pop()
+            if not stack:
+                return tuple(done)
+            stack[-1][1].append(tuple(done))
 
 
 @hookimpl
