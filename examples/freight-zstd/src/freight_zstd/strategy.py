@@ -7,13 +7,17 @@ protocol 5 hands over (numpy arrays, ``PickleBuffer`` s) is compressed
 into a frame of its own, so a large array is compressed straight from its memory and
 never copied into the pickle stream first.
 
-Decoding treats every length as hostile.  Each zstd frame must declare its
-decompressed size; a size over the budget (``max_decompressed_size``, capped by the
-serializer's decode ``Limits``, shared by all the frames of one message) is refused
-before anything is allocated; decompression is streamed, so
-a header that lies about the size cannot make it allocate more than the data really
-produces; and a content checksum catches a corrupted body.  Every failure is a
-``DeserializationError`` that says what was wrong.
+Decoding treats every length as hostile (``decompress_bounded``).  Each zstd frame
+must declare its decompressed size; a size over the budget
+(``max_decompressed_size``, capped by the serializer's decode ``Limits``, shared by
+all the frames of one message) is refused before anything is allocated.  The frame
+is then decompressed into a buffer of exactly the declared size, which libzstd
+never writes past: a frame that declares 1 MiB but holds a gigabyte of
+run-length blocks fails when that buffer is full, having allocated 1 MiB.  (A
+streaming decompressor that grows its output, as ``decompressobj().decompress``
+does, would build the whole gigabyte first.)  A content checksum catches a
+corrupted body.  Every failure is a ``DeserializationError`` that says what was
+wrong.
 
 Properties, declared honestly: ``PORTABLE`` (protocol 5 reads the same on every
 Python from 3.8).  Not ``SAFE_FOR_UNTRUSTED``: unpickling runs code named by the
@@ -56,7 +60,7 @@ class ZstdPickle(BytesStrategy):
         return _compress(pickle.dumps(obj, protocol=5), self.level)
 
     def decode(self, data: bytes) -> Any:
-        return _unpickle(_decompress(data, self._budget(), "body"), [])
+        return _unpickle(decompress_bounded(data, self._budget(), "body"), [])
 
     # -- the binary envelope: out-of-band buffers as frames of their own ----------
 
@@ -72,10 +76,10 @@ class ZstdPickle(BytesStrategy):
         budget = self._budget()
         raw_buffers = []
         for i, frame in enumerate(buffers):
-            raw = _decompress(frame, budget, f"buffer frame {i}")
+            raw = decompress_bounded(frame, budget, f"buffer frame {i}")
             budget -= len(raw)
             raw_buffers.append(raw)
-        return _unpickle(_decompress(body, budget, "body"), raw_buffers)
+        return _unpickle(decompress_bounded(body, budget, "body"), raw_buffers)
 
     def _budget(self) -> int:
         # The limits of the ComputeSerializer decoding right now (configurable).
@@ -91,10 +95,43 @@ def _compress(data: BufferLike, level: int) -> bytes:
     return compressor.compress(data)
 
 
-def _decompress(data: BufferLike, limit: int, what: str) -> bytes:
-    """One complete zstd frame's content, at most ``limit`` bytes of it."""
+def decompress_bounded(frame: BufferLike, limit: int, what: str) -> bytes:
+    """The content of the single zstd frame ``frame``: at most ``limit`` bytes are
+    ever allocated for it, whatever the frame holds.
+
+    The frame must declare its content size (``write_content_size=True``, the
+    default of ``ZstdCompressor``), and that size must be within ``limit``; both
+    are checked before anything is allocated.  ``ZstdDecompressor.decompress``
+    then allocates exactly the declared size and has libzstd decompress into it
+    in one call, which stops with an error as soon as the output would not fit,
+    so the declared size is a hard cap on the output.  Trailing bytes, a
+    truncated frame, a bad checksum and an output shorter than declared are
+    refused too.  Raises ``DeserializationError`` naming ``what`` and the limit.
+
+    Copy it, with ``_content_size``, for any zstd decoder of untrusted input.
+    """
+    declared = _content_size(frame, what)
+    if declared > limit:
+        raise DeserializationError(
+            f"ZstdPickle: the {what} declares {declared} bytes decompressed, over"
+            f" the limit of {limit} (max_decompressed_size or Limits.max_size)"
+        )
     try:
-        size = zstandard.frame_content_size(data)
+        # One call into a buffer of exactly ``declared`` bytes.
+        return zstandard.ZstdDecompressor().decompress(frame, allow_extra_data=False)
+    except zstandard.ZstdError as e:
+        raise DeserializationError(
+            f"ZstdPickle: the {what} does not decompress to the {declared} bytes its"
+            f" zstd frame declares (the output cap; the limit is {limit}): it is"
+            f" corrupt, truncated, followed by other bytes or holds more: {e}"
+        ) from e
+
+
+def _content_size(frame: BufferLike, what: str) -> int:
+    """The content size ``frame``'s zstd header declares; refuses a frame that is
+    not zstd or does not declare it."""
+    try:
+        size = zstandard.frame_content_size(frame)
     except zstandard.ZstdError as e:
         raise DeserializationError(
             f"ZstdPickle: the {what} is not a zstd frame: {e}"
@@ -103,31 +140,7 @@ def _decompress(data: BufferLike, limit: int, what: str) -> bytes:
         raise DeserializationError(
             f"ZstdPickle: the {what}'s zstd frame does not declare its size"
         )
-    if size > limit:
-        raise DeserializationError(
-            f"ZstdPickle: the {what} declares {size} bytes decompressed, over the"
-            f" limit of {limit} (max_decompressed_size or Limits.max_size)"
-        )
-    # decompressobj() streams through a small window instead of allocating the
-    # declared size up front: a lying header costs nothing.
-    stream = zstandard.ZstdDecompressor().decompressobj()
-    try:
-        out = stream.decompress(data)
-    except zstandard.ZstdError as e:
-        raise DeserializationError(f"ZstdPickle: the {what} is corrupt: {e}") from e
-    if not stream.eof:
-        raise DeserializationError(f"ZstdPickle: the {what}'s zstd frame is truncated")
-    if stream.unused_data:
-        raise DeserializationError(
-            f"ZstdPickle: {len(stream.unused_data)} unexpected bytes after the"
-            f" {what}'s zstd frame"
-        )
-    if len(out) != size:
-        raise DeserializationError(
-            f"ZstdPickle: the {what} decompressed to {len(out)} bytes; its header"
-            f" declares {size}"
-        )
-    return out
+    return size
 
 
 def _unpickle(data: bytes, buffers: list[bytes]) -> Any:
