@@ -13,9 +13,9 @@ must declare its decompressed size; a size over the budget
 all the frames of one message) is refused before anything is allocated.  The frame
 is then decompressed into a buffer of exactly the declared size, which libzstd
 never writes past: a frame that declares 1 MiB but holds a gigabyte of
-run-length blocks fails when that buffer is full, having allocated 1 MiB.  (A
-streaming decompressor that grows its output, as ``decompressobj().decompress``
-does, would build the whole gigabyte first.)  A content checksum catches a
+run-length blocks fails when that buffer is full, having allocated 1 MiB.  (The
+output of a streaming decompressor, ``decompressobj().decompress``, has no bound
+but the blocks themselves.)  A content checksum catches a
 corrupted body.  Every failure is a ``DeserializationError`` that says what was
 wrong.
 
