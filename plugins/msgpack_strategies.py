@@ -31,6 +31,13 @@ format and shape (msgpack packs one without asking).  Nested ``bytes``,
 ``bin`` values, packed in-band and decoded as ``bytes``.  In the text envelope every
 blob is in-band ``bin`` (base64 as a whole).  Freight reserves ext type 70; other ext
 types pass through as ``msgpack.ExtType`` (type -1 as ``msgpack.Timestamp``).
+
+Decoding holds the decode ``Limits`` against a hostile peer: the bytes copied for
+blob references count against ``max_size`` (a ``bytes`` copy of a frame is made
+once and shared by its references), ``max_depth`` covers map keys and is enforced
+exactly (msgpack itself stops at ``MSGPACK_MAX_DEPTH``), and no map's keys can make
+building its dict quadratic (``_checked_map``: maps keyed by ``str``/``bytes`` only
+are decoded at C speed, others are checked first).
 """
 
 from __future__ import annotations
@@ -78,14 +85,19 @@ MSGPACK_MAX_DEPTH = 1024
 #: A decoded map in which more than this many array (tuple) or timestamp keys
 #: share one hash is refused (see ``_checked_map``).
 MAX_KEYS_PER_HASH = 8
+#: A decoded map with more keys than this, not all ``str``/``bytes``, is checked
+#: against a model of CPython's dict before it is built (see ``_checked_map``) ...
+CHECKED_MAP_KEYS = 1024
+#: ... and refused if building it would probe more slots than this per key.
+PROBES_PER_KEY = 32
 #: First bytes of a msgpack map or array: fixmap, fixarray, array 16/32, map 16/32.
 _CONTAINER_HEADS = frozenset([*range(0x80, 0xA0), 0xDC, 0xDD, 0xDE, 0xDF])
 #: One-element arrays that ``_unpack_within_limits`` wraps a body in.
 _NESTING = b"\x91" * MSGPACK_MAX_DEPTH
-#: Map key types whose hashes a peer cannot make collide en masse.
-_PLAIN_KEYS = frozenset(
-    {str, bytes, int, float, bool, type(None), memoryview, msgpack.ExtType}
-)
+#: Map key types whose hashes are randomized (SipHash of their bytes).
+_RANDOMIZED_KEYS = frozenset({str, bytes, memoryview, msgpack.ExtType})
+#: Map key types that need no conversion and whose hashes are few per value.
+_SCALAR_KEYS = _RANDOMIZED_KEYS | {int, float, bool, type(None)}
 _first, _second = itemgetter(0), itemgetter(1)
 _DOMAIN = (
     "the msgpack domain is None, bool, int (64-bit), float, str, bytes, list, tuple"
@@ -314,37 +326,95 @@ class _BlobReferences:
 
 
 def _checked_map(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
-    """A decoded map's dict; array keys become tuples.  Building a dict costs
-    quadratic time in the keys whose hashes collide, and a peer can make the hashes
-    of tuples and timestamps collide at will (not those of ``str`` and ``bytes``,
-    which are randomized, nor of ``int`` and ``float``, at most a few dozen of
-    which share a hash in the msgpack range).  So a map in which more than
-    ``MAX_KEYS_PER_HASH`` tuple or timestamp keys share one hash is refused."""
+    """A decoded map's dict, array keys as tuples, built only if that takes time
+    linear in its keys.
+
+    A dict costs quadratic time in keys whose hashes a peer chose to collide
+    (tuples and timestamps: any hash is easy to hit) or to steer (``int``,
+    ``float`` and tuple hashes are not randomized, so a peer can pick distinct
+    keys whose probe sequences all run through the same occupied slots: 298 KiB
+    of ints took 2.9 s to decode).  ``str`` and ``bytes`` hashes are randomized:
+    those maps are built at once.  Otherwise a map in which more than
+    ``MAX_KEYS_PER_HASH`` tuple or timestamp keys share one hash is refused, and
+    one with more than ``CHECKED_MAP_KEYS`` keys is built only after a model of
+    CPython's dict (``_dict_probes``) says it takes at most ``PROBES_PER_KEY``
+    probes per key.  (Within the msgpack range at most 9 ints share a hash, so
+    equal ``int`` hashes alone cannot flood a dict.)
+    """
     keys = list(map(_first, pairs))
+    kinds = set(map(type, keys))
     try:
-        if _PLAIN_KEYS.issuperset(map(type, keys)):
+        if kinds <= _RANDOMIZED_KEYS:
             return dict(pairs)
-        keys = [_hashable(k) for k in keys]
-        sharing = Counter([hash(k) for k in keys if type(k) not in _PLAIN_KEYS])
-        return _checked_dict(keys, pairs, sharing)
+        if not kinds <= _SCALAR_KEYS:  # arrays (as tuples), timestamps ...
+            keys = [_hashable(k) for k in keys]
+            _refuse_equal_hashes(keys)
+        if len(keys) > CHECKED_MAP_KEYS:
+            _refuse_steered_hashes(keys)
+        return dict(zip(keys, map(_second, pairs), strict=True))
     except (TypeError, ValueError) as e:  # unhashable: a map or bytearray in a key
         raise DeserializationError(
             f"MsgpackData: a map key cannot be a dict key: {e}"
         ) from e
 
 
-def _checked_dict(
-    keys: list[Any], pairs: list[tuple[Any, Any]], sharing: Counter[int]
-) -> dict[Any, Any]:
-    if sharing:
-        most = max(sharing.values())
-        if most > MAX_KEYS_PER_HASH:
-            raise DeserializationError(
-                f"MsgpackData: a map has {most} array or timestamp keys with the same"
-                f" hash (colliding or repeated keys), more than {MAX_KEYS_PER_HASH}:"
-                " refused, as building it would take time quadratic in their number"
-            )
-    return dict(zip(keys, map(_second, pairs), strict=True))
+def _refuse_equal_hashes(keys: list[Any]) -> None:
+    sharing = Counter([hash(k) for k in keys if type(k) not in _SCALAR_KEYS])
+    most = max(sharing.values(), default=0)
+    if most > MAX_KEYS_PER_HASH:
+        raise DeserializationError(
+            f"MsgpackData: a map has {most} array or timestamp keys with the same"
+            f" hash (colliding or repeated keys), more than {MAX_KEYS_PER_HASH}:"
+            " refused, as building it would take time quadratic in their number"
+        )
+
+
+def _refuse_steered_hashes(keys: list[Any]) -> None:
+    budget = PROBES_PER_KEY * len(keys)
+    probes = _dict_probes([hash(k) for k in keys], budget)
+    if probes > budget:
+        raise DeserializationError(
+            f"MsgpackData: a map's {len(keys)} keys would take more than"
+            f" {PROBES_PER_KEY} probes per key to build a dict of (hashes chosen to"
+            " collide, or repeated keys): refused, as building it would take time"
+            " quadratic in their number"
+        )
+
+
+def _dict_probes(hashes: list[int], budget: int) -> int:
+    """How many slots CPython's dict probes to insert keys with these hashes, one
+    by one, into an empty dict (stopping once over ``budget``).
+
+    The model of CPython 3.11-3.13 (``Objects/dictobject.c``): tables of 8, 16,
+    32 ... slots, of which two thirds are usable; a full table is rebuilt at the
+    smallest power of two of at least three times the keys it holds, each key
+    reinserted in order; a key goes to the first empty slot of ``i = hash & mask``,
+    then ``perturb >>= 5; i = (5 * i + perturb + 1) & mask`` with ``perturb``
+    starting at the hash as an unsigned 64-bit number.  Every key counts as new
+    (a repeated key counts its repeats).
+    """
+    unsigned = [h & 0xFFFF_FFFF_FFFF_FFFF for h in hashes]
+    total = len(unsigned)
+    probes, size = 0, 8
+    while True:
+        # A table takes keys until two thirds of it are used; the next key makes
+        # a new table, into which those keys go again, first.
+        mask = size - 1
+        table = bytearray(size)
+        used = min(total, size * 2 // 3)
+        for h in unsigned[:used]:
+            i = h & mask
+            if table[i]:
+                perturb = h
+                while table[i]:
+                    perturb >>= 5
+                    i = (i * 5 + perturb + 1) & mask
+                    probes += 1
+            table[i] = 1
+        probes += used
+        if used == total or probes > budget:
+            return probes
+        size = 1 << (3 * used - 1).bit_length()
 
 
 def _hashable(key: Any) -> Any:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+import random
 import sys
 import tracemalloc
 from collections.abc import Callable, Iterator
@@ -25,6 +26,7 @@ from hypothesis import strategies as st
 
 from freight.plugins.msgpack_strategies import (
     BLOB_EXT,
+    CHECKED_MAP_KEYS,
     MAX_KEYS_PER_HASH,
     MSGPACK_MAX_DEPTH,
     MsgpackData,
@@ -187,6 +189,74 @@ def test_int_keys_with_equal_hashes_are_few_and_decode() -> None:
     for group in (positive, negative):
         assert len({hash(k) for k in group}) == 1 and len(group) <= 9
     value = {k: None for k in positive + negative}
+    s = untrusted()
+    assert s.loads(s.dumps(value)) == value
+
+
+def steered_int_keys(log2_size: int, seed: int = 1) -> list[int]:
+    """Distinct ints, with distinct hashes, that make building a dict quadratic.
+
+    CPython's dict probes ``i = hash & mask``, then ``perturb >>= 5; i = 5 * i +
+    perturb + 1``.  The first half of the keys (small ints, placed at their own
+    value) fill a run of slots along ``i -> 5 * i + 1``; each key of the second
+    half has every probe land in that run, 5 bits of it chosen per step, so once
+    its perturbation is spent it walks the run (grown by the keys before it) to
+    its end.  For a table of ``2**log2_size`` slots, the size the dict ends at.
+    """
+    size = 1 << log2_size
+    mask, count = size - 1, size * 2 // 3 - 10
+    run, slot = [], 12345 & mask
+    for _ in range(count // 2):
+        run.append(slot)
+        slot = (5 * slot + 1) & mask
+    occupied, rnd, steered = set(run), random.Random(seed), set()
+    while len(steered) < count - len(run):
+        h = slot = rnd.choice(run)
+        for step, shift in enumerate(range(log2_size, 60, 5), start=1):
+            for chunk in rnd.sample(range(32), 32):
+                candidate = h | chunk << shift
+                following = (5 * slot + (candidate >> 5 * step) + 1) & mask
+                if following in occupied:
+                    h, slot = candidate, following
+                    break
+            else:
+                break
+        else:
+            if h >= size and all(i in occupied for i in _probes(h, mask)):
+                steered.add(h)  # (h >= size: distinct from the run's keys)
+    return run + sorted(steered, key=lambda _: rnd.random())
+
+
+def _probes(h: int, mask: int) -> Iterator[int]:
+    """The slots CPython's dict probes for hash ``h`` while ``perturb`` lasts."""
+    i, perturb = h & mask, h
+    while perturb:
+        yield i
+        perturb >>= 5
+        i = (5 * i + perturb + 1) & mask
+
+
+def test_int_keys_steering_the_dict_probes_are_refused() -> None:
+    keys = steered_int_keys(11)  # 1355 keys: 1.2 s of decoding at 2**15
+    assert len(set(keys)) == len({hash(k) for k in keys}) == len(keys)
+    assert len(keys) > CHECKED_MAP_KEYS
+    message = blob(map_of([(k, None) for k in keys]))
+    with pytest.raises(DeserializationError, match="probes per key"):
+        untrusted().loads(message)
+
+
+@pytest.mark.parametrize("kind", ["random", "range", "float", "tuple", "mixed"])
+def test_large_maps_of_ordinary_keys_still_decode(kind: str) -> None:
+    rnd = random.Random(7)
+    n = 3 * CHECKED_MAP_KEYS
+    keys: list[Any] = {
+        "random": lambda: [rnd.randrange(-(1 << 63), 1 << 64) for _ in range(n)],
+        "range": lambda: list(range(n)),
+        "float": lambda: [rnd.random() for _ in range(n)],
+        "tuple": lambda: [(i, str(i)) for i in range(n)],
+        "mixed": lambda: [*range(n // 2), *map(str, range(n // 2))],
+    }[kind]()
+    value = dict.fromkeys(keys, 0)
     s = untrusted()
     assert s.loads(s.dumps(value)) == value
 
