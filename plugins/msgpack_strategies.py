@@ -92,6 +92,7 @@ CHECKED_MAP_KEYS = 1024
 PROBES_PER_KEY = 32
 #: First bytes of a msgpack map or array: fixmap, fixarray, array 16/32, map 16/32.
 _CONTAINER_HEADS = frozenset([*range(0x80, 0xA0), 0xDC, 0xDD, 0xDE, 0xDF])
+_NOT_CONTAINER_HEADS = bytes(b for b in range(256) if b not in _CONTAINER_HEADS)
 #: One-element arrays that ``_unpack_within_limits`` wraps a body in.
 _NESTING = b"\x91" * MSGPACK_MAX_DEPTH
 #: Map key types whose hashes are randomized (SipHash of their bytes).
@@ -222,7 +223,7 @@ def _unpack_within_limits(body: Any, buffers: list[memoryview]) -> Any:
     if size <= limit or limit >= MSGPACK_MAX_DEPTH or body[0] not in _CONTAINER_HEADS:
         return _unpack_or_refuse(body, buffers, 0, limit)
     wrap = MSGPACK_MAX_DEPTH - max(limit, 0)
-    if size <= 4 * wrap:
+    if size <= 4 * wrap or _few_containers(body):
         value = _unpack_or_refuse(body, buffers, 0, limit)
         check_depth(value, "the msgpack document")
         return value
@@ -230,6 +231,13 @@ def _unpack_within_limits(body: Any, buffers: list[memoryview]) -> Any:
     for _ in range(wrap):
         value = value[0]
     return value
+
+
+def _few_containers(body: Any) -> bool:
+    """Whether ``body`` looks like few containers around long strings or blobs (a
+    walk of the decoded value then costs less than copying the body): fewer than
+    4 container heads in its first 4 KiB."""
+    return len(bytes(body[:4096]).translate(None, _NOT_CONTAINER_HEADS)) < 4
 
 
 def _unpack_or_refuse(
@@ -249,9 +257,12 @@ def _unpack_or_refuse(
 def _unpack(body: Any, buffers: list[memoryview]) -> Any:
     # First at C speed, accepting only str and bytes map keys: their hashes are
     # randomized (SipHash), so no payload can make them collide.
-    ext_hook = _BlobReferences(buffers)
     try:
-        return msgpack.unpackb(body, raw=False, ext_hook=ext_hook)
+        return msgpack.unpackb(
+            body,
+            raw=False,
+            ext_hook=_BlobReferences(buffers) if buffers else _NO_BUFFERS,
+        )
     except ValueError as e:
         if "not allowed for map key" not in str(e):
             raise
@@ -261,7 +272,8 @@ def _unpack(body: Any, buffers: list[memoryview]) -> Any:
         body,
         raw=False,
         strict_map_key=False,
-        ext_hook=_BlobReferences(buffers),  # what the first attempt made is gone
+        # Afresh: what the first attempt copied is gone.
+        ext_hook=_BlobReferences(buffers) if buffers else _NO_BUFFERS,
         object_pairs_hook=_checked_map,
     )
 
@@ -323,6 +335,10 @@ class _BlobReferences:
         if self.budget is None:
             self.budget = SizeBudget()
         self.budget.spend(size, "MsgpackData: a blob reference (ext 70)")
+
+
+#: The ``ext_hook`` of a body without buffers (it copies nothing: no budget).
+_NO_BUFFERS = _BlobReferences([])
 
 
 def _checked_map(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
