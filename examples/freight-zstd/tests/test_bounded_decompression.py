@@ -9,6 +9,7 @@ bounded one stops at the declared size.  Memory is measured, not time.
 from __future__ import annotations
 
 import pickle
+import random
 import struct
 import tracemalloc
 from collections.abc import Callable
@@ -103,8 +104,10 @@ def test_a_declared_size_over_the_limit_is_refused_before_allocating() -> None:
 @pytest.mark.parametrize(
     ("mangle", "complaint"),
     [
-        (lambda f: f + b"x", "followed by other bytes"),
+        (lambda f: f + b"x", "unexpected bytes after"),
+        (lambda f: f + f, "unexpected bytes after"),
         (lambda f: f[:-3], "truncated"),
+        (lambda f: f[:-20], "truncated"),
         (lambda f: f[:-1] + bytes([f[-1] ^ 1]), "corrupt"),
         (lambda f: b"not zstd" + f, "not a zstd frame"),
     ],
@@ -112,8 +115,9 @@ def test_a_declared_size_over_the_limit_is_refused_before_allocating() -> None:
 def test_a_damaged_frame_is_a_clear_error(
     mangle: Callable[[bytes], bytes], complaint: str
 ) -> None:
-    frame = zstandard.ZstdCompressor(write_checksum=True).compress(b"data" * 1000)
-    assert decompress_bounded(frame, 4000, "body") == b"data" * 1000
+    data = random.Random(0).randbytes(3000) + b"data" * 1000
+    frame = zstandard.ZstdCompressor(write_checksum=True).compress(data)
+    assert decompress_bounded(frame, len(data), "body") == data
     with pytest.raises(DeserializationError, match=complaint):
         decompress_bounded(mangle(frame), 1 << 20, "body")
 
@@ -124,3 +128,11 @@ def test_a_frame_without_a_declared_size_is_refused() -> None:
     assert zstandard.frame_content_size(frame) == -1
     with pytest.raises(DeserializationError, match="does not declare its size"):
         decompress_bounded(frame, 1 << 20, "body")
+
+
+def test_a_frame_declaring_more_than_it_holds_costs_what_it_holds() -> None:
+    frame = rle_bomb(512 << 20, 2)  # declares 512 MiB within the limit, holds 256 KiB
+    peak, raised = peak_of(lambda: decompress_bounded(frame, 1 << 30, "body"))
+    assert isinstance(raised, DeserializationError)
+    assert "536870912" in str(raised)
+    assert peak < 4 << 20  # nothing is allocated ahead of the data

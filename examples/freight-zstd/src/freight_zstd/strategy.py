@@ -95,20 +95,27 @@ def _compress(data: BufferLike, level: int) -> bytes:
     return compressor.compress(data)
 
 
+#: Output is produced, and allocated, in steps of at most this many bytes.
+STEP = 1 << 20
+
+
 def decompress_bounded(frame: BufferLike, limit: int, what: str) -> bytes:
-    """The content of the single zstd frame ``frame``: at most ``limit`` bytes are
-    ever allocated for it, whatever the frame holds.
+    """The content of the single zstd frame ``frame``, decompressed in steps with a
+    hard output cap: never more than the size the frame declares (itself at most
+    ``limit``), whatever its blocks hold, and never allocated ahead of the data.
 
-    The frame must declare its content size (``write_content_size=True``, the
-    default of ``ZstdCompressor``), and that size must be within ``limit``; both
-    are checked before anything is allocated.  ``ZstdDecompressor.decompress``
-    then allocates exactly the declared size and has libzstd decompress into it
-    in one call, which stops with an error as soon as the output would not fit,
-    so the declared size is a hard cap on the output.  Trailing bytes, a
-    truncated frame, a bad checksum and an output shorter than declared are
-    refused too.  Raises ``DeserializationError`` naming ``what`` and the limit.
+    1. The frame must declare its content size (``write_content_size=True``, the
+       default of ``ZstdCompressor``) and that size must be within ``limit``.
+    2. Its block headers are walked (``_frame_length``): the frame must end
+       exactly where ``frame`` does (no trailing bytes, not truncated).
+    3. It is decompressed ``STEP`` bytes at a time, stopping as soon as the output
+       passes the declared size: a frame that declares 1 MiB and holds a gigabyte
+       of run-length blocks costs 1 MiB and one step.  A frame that declares more
+       than it holds costs what it holds.  Checksums are verified by libzstd.
 
-    Copy it, with ``_content_size``, for any zstd decoder of untrusted input.
+    Raises ``DeserializationError`` naming ``what`` and the limit.  Copy it, with
+    ``_content_size`` and ``_frame_length``, for any zstd decoder of untrusted
+    input.
     """
     declared = _content_size(frame, what)
     if declared > limit:
@@ -116,15 +123,36 @@ def decompress_bounded(frame: BufferLike, limit: int, what: str) -> bytes:
             f"ZstdPickle: the {what} declares {declared} bytes decompressed, over"
             f" the limit of {limit} (max_decompressed_size or Limits.max_size)"
         )
+    length = _frame_length(frame, what)
+    if length != len(frame):
+        raise DeserializationError(
+            f"ZstdPickle: {len(frame) - length} unexpected bytes after the {what}'s"
+            " zstd frame"
+        )
+    reader = zstandard.ZstdDecompressor().stream_reader(frame)
+    parts: list[bytes] = []
+    size = 0
     try:
-        # One call into a buffer of exactly ``declared`` bytes.
-        return zstandard.ZstdDecompressor().decompress(frame, allow_extra_data=False)
+        while part := reader.read(min(STEP, declared + 1 - size)):
+            size += len(part)
+            if size > declared:
+                raise DeserializationError(
+                    f"ZstdPickle: the {what} holds more than the {declared} bytes its"
+                    f" zstd frame declares (the output cap; the limit is {limit})"
+                )
+            parts.append(part)
     except zstandard.ZstdError as e:
         raise DeserializationError(
-            f"ZstdPickle: the {what} does not decompress to the {declared} bytes its"
-            f" zstd frame declares (the output cap; the limit is {limit}): it is"
-            f" corrupt, truncated, followed by other bytes or holds more: {e}"
+            f"ZstdPickle: the {what} is corrupt, or holds more than the {declared}"
+            f" bytes its zstd frame declares (the output cap; the limit is {limit}):"
+            f" {e}"
         ) from e
+    if size != declared:
+        raise DeserializationError(
+            f"ZstdPickle: the {what} decompressed to {size} bytes; its zstd frame"
+            f" declares {declared}"
+        )
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def _content_size(frame: BufferLike, what: str) -> int:
@@ -141,6 +169,32 @@ def _content_size(frame: BufferLike, what: str) -> int:
             f"ZstdPickle: the {what}'s zstd frame does not declare its size"
         )
     return size
+
+
+def _frame_length(frame: BufferLike, what: str) -> int:
+    """How many bytes the zstd frame at the start of ``frame`` takes: its header,
+    its blocks (each a 3-byte little-endian header: bit 0 last block, bits 1-2
+    type, bits 3-23 size; raw and compressed blocks carry ``size`` bytes, a
+    run-length block one) and its 4-byte checksum if the header says so.  One step
+    per block, reading no content; refuses a frame cut short."""
+    view = memoryview(frame).cast("B")
+    offset = zstandard.frame_header_size(view)
+    has_checksum = view[4] & 0b100  # the frame header descriptor's checksum flag
+    last = False
+    while not last:
+        if offset + 3 > len(view):
+            raise DeserializationError(f"ZstdPickle: the {what} is truncated")
+        header = int.from_bytes(view[offset : offset + 3], "little")
+        last, kind, size = bool(header & 1), (header >> 1) & 3, header >> 3
+        if kind == 3 or size > zstandard.BLOCKSIZE_MAX:
+            raise DeserializationError(
+                f"ZstdPickle: the {what} has a malformed zstd block at byte {offset}"
+            )
+        offset += 3 + (1 if kind == 1 else size)
+    offset += 4 if has_checksum else 0
+    if offset > len(view):
+        raise DeserializationError(f"ZstdPickle: the {what} is truncated")
+    return offset
 
 
 def _unpickle(data: bytes, buffers: list[bytes]) -> Any:
