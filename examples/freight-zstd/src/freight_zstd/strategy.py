@@ -92,7 +92,7 @@ def _compress(data: BufferLike, level: int) -> bytes:
     compressor = zstandard.ZstdCompressor(
         level=level, write_checksum=True, write_content_size=True
     )
-    return compressor.compress(data)
+    return compressor.compress(memoryview(data))
 
 
 #: Output is produced, and allocated, in steps of at most this many bytes.
@@ -117,6 +117,7 @@ def decompress_bounded(frame: BufferLike, limit: int, what: str) -> bytes:
     ``_content_size`` and ``_frame_length``, for any zstd decoder of untrusted
     input.
     """
+    frame = memoryview(frame).cast("B")  # bytes, a received frame's view ...
     declared = _content_size(frame, what)
     if declared > limit:
         raise DeserializationError(
@@ -155,7 +156,7 @@ def decompress_bounded(frame: BufferLike, limit: int, what: str) -> bytes:
     return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
-def _content_size(frame: BufferLike, what: str) -> int:
+def _content_size(frame: memoryview, what: str) -> int:
     """The content size ``frame``'s zstd header declares; refuses a frame that is
     not zstd or does not declare it."""
     try:
@@ -171,14 +172,19 @@ def _content_size(frame: BufferLike, what: str) -> int:
     return size
 
 
-def _frame_length(frame: BufferLike, what: str) -> int:
+def _frame_length(view: memoryview, what: str) -> int:
     """How many bytes the zstd frame at the start of ``frame`` takes: its header,
     its blocks (each a 3-byte little-endian header: bit 0 last block, bits 1-2
     type, bits 3-23 size; raw and compressed blocks carry ``size`` bytes, a
-    run-length block one) and its 4-byte checksum if the header says so.  One step
+    run-length block one) and its 4-byte checksum if the header says so.  ``view``
+    is the frame's bytes (``memoryview(frame).cast("B")``).  One step
     per block, reading no content; refuses a frame cut short."""
-    view = memoryview(frame).cast("B")
-    offset = zstandard.frame_header_size(view)
+    try:
+        offset = zstandard.frame_header_size(view)
+    except zstandard.ZstdError as e:
+        raise DeserializationError(
+            f"ZstdPickle: the {what} is not a zstd frame: {e}"
+        ) from e
     has_checksum = view[4] & 0b100  # the frame header descriptor's checksum flag
     last = False
     while not last:
