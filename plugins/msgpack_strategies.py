@@ -282,11 +282,12 @@ class _BlobReferences:
     """The ``ext_hook`` of one decode: blob references (ext ``BLOB_EXT``) to the
     received frames, other ext types as ``msgpack.ExtType``.
 
-    What it materialises is bounded by ``Limits.max_size`` (``SizeBudget``),
-    however many references a payload holds: a ``bytes`` copy of a frame is made
-    once and shared by every reference to it (``bytes`` are immutable, so sharing
-    is invisible but for ``is``), and each ``bytearray`` copy (mutable, so never
-    shared) is counted.  ``memoryview`` references copy nothing.
+    What it materialises is bounded by the bytes received in buffers, and by
+    ``Limits.max_size`` (``SizeBudget``), however many references a payload
+    holds: a ``bytes`` copy of a frame is made once and shared by every reference
+    to it (``bytes`` are immutable, so sharing is invisible but for ``is``), and
+    each ``bytearray`` copy (mutable, so never shared) is counted.
+    ``memoryview`` references copy nothing.
     """
 
     __slots__ = ("budget", "buffers", "copies")
@@ -333,7 +334,9 @@ class _BlobReferences:
 
     def _spend(self, size: int) -> None:
         if self.budget is None:
-            self.budget = SizeBudget()
+            # Each frame is referenced once by what freight sends: the copies of
+            # an honest payload never exceed what was received.
+            self.budget = SizeBudget(within=sum(b.nbytes for b in self.buffers))
         self.budget.spend(size, "MsgpackData: a blob reference (ext 70)")
 
 

@@ -139,25 +139,32 @@ def check_json_depth(value: Any, text: str, what: str = "the JSON document") -> 
 
 
 class SizeBudget:
-    """The bytes one decode may still materialise by copying, starting at the
-    active ``max_size``: ``spend(n, what)`` before each copy of ``n`` bytes, and
-    every copy counts (a payload that refers to one received buffer a thousand
-    times, each reference a copy, spends its size a thousand times).  Raises
-    ``DeserializationError`` naming ``max_size`` once the copies would exceed it.
-    Not thread-safe: make one per decode."""
+    """The bytes one decode may still materialise by copying: ``spend(n, what)``
+    before each copy of ``n`` bytes, and every copy counts (a payload that refers
+    to one received buffer a thousand times, each reference a copy, spends its
+    size a thousand times).  The budget is the active ``max_size``, or ``within``
+    if that is smaller (a decoder that copies each received buffer at most once
+    passes the total it received).  Raises ``DeserializationError`` naming
+    ``max_size`` once the copies would exceed the budget.  Not thread-safe: make
+    one per decode."""
 
-    __slots__ = ("left", "limit")
+    __slots__ = ("left", "limit", "max_size")
 
-    def __init__(self) -> None:
-        self.limit = _active.get().max_size
+    def __init__(self, within: int | None = None) -> None:
+        self.max_size = _active.get().max_size
+        self.limit = self.max_size if within is None else min(within, self.max_size)
         self.left = self.limit
 
     def spend(self, size: int, what: str) -> None:
         if size > self.left:
+            bound = (
+                f"the decode limit max_size={self.max_size}"
+                if self.limit == self.max_size
+                else f"{self.limit} bytes (what was received; max_size={self.max_size})"
+            )
             raise DeserializationError(
                 f"{what}: copying {size} more bytes would take the bytes this decode"
-                f" materialises past the decode limit max_size={self.limit}"
-                f" ({self.limit - self.left} copied so far)"
+                f" materialises past {bound}; {self.limit - self.left} copied so far"
             )
         self.left -= size
 

@@ -105,13 +105,28 @@ def test_a_buffer_referenced_as_bytes_many_times_is_copied_once() -> None:
     assert peak_bytes(lambda: s.loads(message)) < 1 << 20
 
 
-def test_copies_within_max_size_still_decode() -> None:
+def test_under_default_limits_copies_are_bounded_by_what_was_received() -> None:
+    s = untrusted()  # max_size 4 GiB: the received buffers are the tighter bound
+    message = blob(array_of([ref(b"a")] * REFERENCES), b"x" * FRAME)
+    with pytest.raises(DeserializationError, match="what was received") as raised:
+        s.loads(message)
+    assert f"past {FRAME} bytes" in str(raised.value)
+    assert peak_bytes(lambda: s.loads(message)) < 4 * len(message)
+
+
+def test_each_frame_copied_once_decodes() -> None:
     s = untrusted(max_size=1 << 20)
-    message = blob(array_of([ref(b"a")] * 8 + [ref(b"m")] * 100), b"y" * FRAME)
-    value = s.loads(message)
-    assert value[:8] == [bytearray(b"y" * FRAME)] * 8
-    assert len({id(v) for v in value[:8]}) == 8  # bytearrays are never shared
-    assert all(bytes(v) == b"y" * FRAME for v in value[8:])
+    frames = [bytes([i]) * FRAME for i in range(4)]
+    refs = [ref(b"a", 0), ref(b"a", 1), ref(b"b", 2), *[ref(b"m", 3)] * 100]
+    value = s.loads(blob(array_of(refs), *frames))
+    assert value[:3] == [bytearray(frames[0]), bytearray(frames[1]), frames[2]]
+    assert all(bytes(v) == frames[3] for v in value[3:])
+
+
+def test_a_frame_copied_twice_as_bytearray_is_refused() -> None:
+    message = blob(array_of([ref(b"a"), ref(b"a")]), b"z" * FRAME)
+    with pytest.raises(DeserializationError, match="copying"):
+        untrusted().loads(message)
 
 
 # -- map keys: hash flooding ----------------------------------------------------------
