@@ -288,19 +288,23 @@ class _BlobReferences:
     holds: a ``bytes`` copy of a frame is made once and shared by every reference
     to it (``bytes`` are immutable, so sharing is invisible but for ``is``), and
     each ``bytearray`` copy (mutable, so never shared) is counted.
-    ``memoryview`` references copy nothing.
+    ``memoryview`` references copy nothing.  A reference seen before is
+    answered from ``known``, by its 5 data bytes.
     """
 
-    __slots__ = ("budget", "buffers", "copies")
+    __slots__ = ("budget", "buffers", "known")
 
     def __init__(self, buffers: list[memoryview]) -> None:
         self.buffers = buffers
         self.budget: SizeBudget | None = None
-        self.copies: dict[int, bytes] = {}
+        self.known: dict[bytes, bytes | memoryview] = {}
 
     def __call__(self, code: int, data: bytes) -> Any:
         if code != BLOB_EXT:
             return msgpack.ExtType(code, data)
+        known = self.known.get(data)
+        if known is not None:
+            return known
         if len(data) != _BLOB.size:
             raise DeserializationError(
                 f"MsgpackData: a blob reference (ext {BLOB_EXT}) must have"
@@ -315,16 +319,17 @@ class _BlobReferences:
             )
         frame = buffers[index]
         if kind == _BLOB_VIEW:
+            self.known[data] = frame
             return frame
         if kind == _BLOB_BYTES:
             owner = frame.obj
             # The received frame is itself a bytes object: return it, uncopied.
             if type(owner) is bytes and len(owner) == frame.nbytes:
-                return owner
-            copy = self.copies.get(index)
-            if copy is None:
+                copy = owner
+            else:
                 self._spend(frame.nbytes)
-                copy = self.copies[index] = frame.tobytes()
+                copy = frame.tobytes()
+            self.known[data] = copy
             return copy
         if kind == _BLOB_BYTEARRAY:
             self._spend(frame.nbytes)
