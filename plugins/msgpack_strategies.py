@@ -267,13 +267,26 @@ def _unpack(body: Any, buffers: list[memoryview]) -> Any:
     except ValueError as e:
         if "not allowed for map key" not in str(e):
             raise
-    # Any other key (int, float, an array as a tuple key, a timestamp ...): every
-    # map goes through ``_checked_map``.  Only these payloads pay for the hook.
+    if type(body) is bytes and not _may_need_checking(body):
+        # Maps of at most 15 keys and no timestamps: no key can flood a dict, so
+        # any hashable key is taken at C speed too.
+        try:
+            return msgpack.unpackb(
+                body,
+                raw=False,
+                strict_map_key=False,
+                ext_hook=_BlobReferences(buffers) if buffers else _NO_BUFFERS,
+            )
+        except TypeError as e:  # an array as a key: unhashable
+            if "unhashable" not in str(e):
+                raise
+    # Other keys (int, float, an array as a tuple key, a timestamp ...) in a map
+    # that may be large: every map goes through ``_checked_map``.  (Each attempt
+    # starts afresh: what an earlier one copied is gone.)
     return msgpack.unpackb(
         body,
         raw=False,
         strict_map_key=False,
-        # Afresh: what the first attempt copied is gone.
         ext_hook=_BlobReferences(buffers) if buffers else _NO_BUFFERS,
         object_pairs_hook=_checked_map,
     )
@@ -344,6 +357,13 @@ class _BlobReferences:
             # an honest payload never exceed what was received.
             self.budget = SizeBudget(within=sum(b.nbytes for b in self.buffers))
         self.budget.spend(size, "MsgpackData: a blob reference (ext 70)")
+
+
+def _may_need_checking(body: bytes) -> bool:
+    """Whether ``body`` may hold a map of more than 15 entries (map 16 and map 32
+    begin with ``0xde``, ``0xdf``) or a timestamp (ext type -1: a ``0xff`` byte).
+    Three ``memchr`` s; a false positive costs only speed."""
+    return b"\xde" in body or b"\xdf" in body or b"\xff" in body
 
 
 #: The ``ext_hook`` of a body without buffers (it copies nothing: no budget).
