@@ -407,3 +407,19 @@ def test_the_msgpack_depth_bound_is_msgpacks_own_stack() -> None:
     msgpack.unpackb(b"\x91" * MSGPACK_MAX_DEPTH + b"\xc0")
     with pytest.raises(msgpack.StackError):
         msgpack.unpackb(b"\x91" * (MSGPACK_MAX_DEPTH + 1) + b"\xc0")
+
+
+@pytest.mark.parametrize("kind", ["array", "timestamp"])
+def test_colliding_keys_in_a_small_map_are_refused_too(kind: str) -> None:
+    # 9 keys: a fixmap, which the decoder takes at C speed unless a key needs
+    # checking (an array, or a timestamp, whose ext type byte is 0xff).
+    pairs = colliding_int_pairs(MAX_KEYS_PER_HASH + 1)
+    keys: list[Any] = (
+        [list(p) for p in pairs]
+        if kind == "array"
+        else [msgpack.Timestamp(a, b) for a, b in pairs]
+    )
+    with pytest.raises(DeserializationError, match="same hash"):
+        untrusted().loads(blob(map_of([(k, None) for k in keys])))
+    small = {1: "a", -2: 2.5, 3.5: None, b"k": 1, "s": [1]}
+    assert untrusted().loads(untrusted().dumps(small)) == small
