@@ -27,7 +27,7 @@ from freight.serialize import (
     TextStrategy,
     hookimpl,
 )
-from freight.serialize.limits import check_depth, depth_exceeded
+from freight.serialize.limits import check_json_depth, depth_exceeded
 from freight.serialize.remote_errors import (
     DEFAULT_ALLOWED_MODULES,
     exception_from_dict,
@@ -87,7 +87,7 @@ class ExceptionData(TextStrategy):
             raise DeserializationError(
                 f"ExceptionData payload is not valid JSON: {e}"
             ) from e
-        check_depth(data, "ExceptionData payload")
+        check_json_depth(data, text, "ExceptionData payload")
         return exception_from_dict(
             data, rebuild=self.rebuild, allowed_modules=self.allowed_modules
         )

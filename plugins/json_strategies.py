@@ -2,7 +2,9 @@
 
 Safe to decode from anyone and readable by any language, but only for the JSON
 domain: ``None``, bools, numbers, strings, lists and string-keyed dicts.  Tuples come
-back as lists and non-string keys as strings, as ``json`` does.
+back as lists and non-string keys as strings, as ``json`` does.  Decoding enforces
+the decode limits' ``max_depth`` exactly (``check_json_depth``), whatever the
+interpreter's recursion limit; keys are strings, whose hashes are randomized.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import json
 from typing import Any
 
 from freight.serialize import Property, TextStrategy, hookimpl
-from freight.serialize.limits import check_depth, depth_exceeded
+from freight.serialize.limits import check_json_depth, depth_exceeded
 
 
 class JSONData(TextStrategy):
@@ -35,7 +37,7 @@ class JSONData(TextStrategy):
             value = json.loads(text)
         except RecursionError as e:
             raise depth_exceeded(e, "the JSON document") from e
-        check_depth(value, "the JSON document")
+        check_json_depth(value, text, "the JSON document")
         return value
 
 

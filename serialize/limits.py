@@ -2,21 +2,30 @@
 
 Exceeding a limit raises ``DeserializationError`` naming it.  The facade makes its
 ``Limits`` the active ones while a strategy decodes, so strategies whose formats nest
-(JSON, msgpack) can enforce ``max_depth`` through ``check_depth``.
+(JSON, msgpack) can enforce ``max_depth`` through ``check_depth`` (or
+``check_json_depth``), and strategies that copy can count what they materialise
+against ``max_size`` with a ``SizeBudget``.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
+from itertools import compress
 from typing import Any
 
 from freight.serialize.errors import DeserializationError
 
-#: Above the nesting the JSON and msgpack decoders accept anyway (Python's
-#: recursion limit, msgpack's stack), so the default costs nothing.
+#: The default ``max_depth``.  It is enforced exactly, like any other value: the
+#: decoders' own bounds (msgpack's stack of 1024 levels, the interpreter's recursion
+#: limit for ``json``) are not relied on to match it.
 DEFAULT_MAX_DEPTH = 1000
+
+#: Before Python 3.12 ``json``'s C scanner counts its nesting against
+#: ``sys.getrecursionlimit()``, so it cannot return a value nested deeper than that.
+_JSON_NESTING_IS_RECURSION_BOUNDED = sys.version_info < (3, 12)
 
 
 @dataclass(frozen=True)
@@ -24,7 +33,9 @@ class Limits:
     """Bounds on what a serializer decodes; all checked before allocation.
 
     ``max_size``: bytes of a binary message or bundle (blob length, or the sum of
-    its frames), or characters of a text payload.  ``max_frames``: out-of-band
+    its frames), or characters of a text payload; and, separately, the bytes a
+    decoder materialises by copying received buffers (``SizeBudget``), counting
+    every copy.  ``max_frames``: out-of-band
     buffers in one message, messages in a bundle, payloads in ``pack_buffers``
     text.  ``max_depth``: container nesting of decoded values, enforced by the
     strategies whose formats nest (JSON, msgpack, exceptions); pickle-family
@@ -76,27 +87,86 @@ def run_within(limits: Limits, function: Callable[..., Any], *args: Any) -> Any:
         _active.reset(token)
 
 
-def check_depth(value: Any, what: str = "decoded value") -> None:
-    """Raise ``DeserializationError`` if ``value`` nests lists, tuples and dicts
-    deeper than the active ``max_depth``.  Walks only when the limit is below
-    ``DEFAULT_MAX_DEPTH``, which the decoders already enforce themselves."""
+def check_depth(
+    value: Any, what: str = "decoded value", *, at_most: int | None = None
+) -> None:
+    """Raise ``DeserializationError`` naming ``max_depth`` if ``value`` nests lists,
+    tuples and dicts (dict keys included) deeper than the active ``max_depth``.
+
+    ``at_most``: a bound on ``value``'s depth the caller already knows (the
+    decoder's own stack bound, the number of bytes it was read from ...); when it
+    is within the limit nothing is walked.  Otherwise the walk visits every
+    container once, iteratively.
+    """
     limit = _active.get().max_depth
-    if limit >= DEFAULT_MAX_DEPTH:
+    if at_most is not None and at_most <= limit:
         return
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            children: Any = item.values()
-        elif isinstance(item, list | tuple):
-            children = item
-        else:
-            continue
+    # Level by level; the containers of each level are picked out at C speed.
+    level = [value] if type(value) in _CONTAINERS else []
+    depth = 0
+    while level:
+        depth += 1
         if depth > limit:
             raise DeserializationError(
                 f"{what} nests deeper than the decode limit max_depth={limit}"
             )
-        stack.extend((child, depth + 1) for child in children)
+        deeper: list[Any] = []
+        for item in level:
+            if type(item) is dict:
+                deeper += compress(item, map(_IS_CONTAINER, map(type, item)))
+                item = item.values()
+            deeper += compress(item, map(_IS_CONTAINER, map(type, item)))
+        level = deeper
+
+
+#: What ``check_depth`` counts as nesting (exact types: what the decoders build).
+_CONTAINERS = frozenset({list, tuple, dict})
+_IS_CONTAINER = _CONTAINERS.__contains__
+
+
+def check_json_depth(value: Any, text: str, what: str = "the JSON document") -> None:
+    """``check_depth`` for a value ``json.loads`` made from ``text``, walking it
+    only when ``text`` could nest deeper than the active ``max_depth``: not when
+    the interpreter's recursion limit already bounds ``json`` (before Python 3.12)
+    within it, nor when ``text`` has too few characters or opening brackets."""
+    limit = _active.get().max_depth
+    if _JSON_NESTING_IS_RECURSION_BOUNDED and sys.getrecursionlimit() <= limit:
+        return
+    # Each level takes an opening and a closing bracket.
+    if len(text) <= 2 * limit or text.count("[") + text.count("{") <= limit:
+        return
+    check_depth(value, what)
+
+
+class SizeBudget:
+    """The bytes one decode may still materialise by copying: ``spend(n, what)``
+    before each copy of ``n`` bytes, and every copy counts (a payload that refers
+    to one received buffer a thousand times, each reference a copy, spends its
+    size a thousand times).  The budget is the active ``max_size``, or ``within``
+    if that is smaller (a decoder that copies each received buffer at most once
+    passes the total it received).  Raises ``DeserializationError`` naming
+    ``max_size`` once the copies would exceed the budget.  Not thread-safe: make
+    one per decode."""
+
+    __slots__ = ("left", "limit", "max_size")
+
+    def __init__(self, within: int | None = None) -> None:
+        self.max_size = _active.get().max_size
+        self.limit = self.max_size if within is None else min(within, self.max_size)
+        self.left = self.limit
+
+    def spend(self, size: int, what: str) -> None:
+        if size > self.left:
+            bound = (
+                f"the decode limit max_size={self.max_size}"
+                if self.limit == self.max_size
+                else f"{self.limit} bytes (what was received; max_size={self.max_size})"
+            )
+            raise DeserializationError(
+                f"{what}: copying {size} more bytes would take the bytes this decode"
+                f" materialises past {bound}; {self.limit - self.left} copied so far"
+            )
+        self.left -= size
 
 
 def depth_exceeded(error: BaseException, what: str) -> DeserializationError:

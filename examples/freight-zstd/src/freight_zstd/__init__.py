@@ -8,6 +8,6 @@ Installing this distribution is all it takes for freight to find it::
     serde = ComputeSerializer(strategy_data="Z1")   # or "zstd-pickle", or the class
 """
 
-from freight_zstd.strategy import ZstdPickle
+from freight_zstd.strategy import ZstdPickle, decompress_bounded
 
-__all__ = ["ZstdPickle"]
+__all__ = ["ZstdPickle", "decompress_bounded"]
