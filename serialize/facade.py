@@ -520,6 +520,18 @@ class ComputeSerializer:
                     _coalesced, compressor.dumps_frames, self._coalesce_below
                 )
 
+    @property
+    def code_codec(self) -> StrategyCodec:
+        """The code strategy's ``StrategyCodec`` under this serializer's limits,
+        policy and frame codecs: the object that makes and reads its payloads in
+        every envelope (``freight.serialize.envelope``)."""
+        return self._code_codec
+
+    @property
+    def data_codec(self) -> StrategyCodec:
+        """The data strategy's ``StrategyCodec`` (see ``code_codec``)."""
+        return self._data_codec
+
     def _codec_of(self, strategy: SerializationStrategy) -> StrategyCodec:
         """``strategy``'s codec under this serializer's limits, policy and frame
         codecs (made once per settings)."""
