@@ -411,6 +411,11 @@ class StrategyCodec:
                     strategy=strategy.name,
                 )
             raise text.bad_header_error(payload or identifier)
+        self.check_policy()
+
+    def check_policy(self) -> None:
+        """Raise ``DeserializationError`` if the policy refuses this strategy as
+        a decoder."""
         if self._decode_refusal:
             raise DeserializationError(self._decode_refusal)
 

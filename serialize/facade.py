@@ -656,7 +656,7 @@ class ComputeSerializer:
         elif self._restricted is not None:
             _assert_safe_beside(self._restricted, strategy)
         codec = self._codec_of(strategy)
-        codec.check_identifier(identifier)  # the policy's verdict
+        codec.check_policy()
         self._admitted[identifier] = codec
         return codec
 
