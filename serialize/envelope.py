@@ -315,8 +315,13 @@ class StrategyCodec:
         settings = codecs.FrameCodecs.of(compression)
         self._compressor_codec = settings.resolved()  # SerdeError if unknown
         self.compression = settings
-        self._encode_refusal = self.policy.refusal(strategy, decoding=False)
-        self._decode_refusal = self.policy.refusal(strategy, decoding=True)
+        policy = self.policy  # (a policy that requires nothing refuses nothing)
+        self._encode_refusal = (
+            policy.refusal(strategy, decoding=False) if policy.encode else None
+        )
+        self._decode_refusal = (
+            policy.refusal(strategy, decoding=True) if policy.decode else None
+        )
         self._heads: _Headers | None = None
         self._paths: tuple[Any, Any, Any, Any] | None = None
 

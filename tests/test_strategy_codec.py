@@ -386,3 +386,26 @@ def test_conformance_classes_take_envelopes_and_names_but_not_unknown_ones():
         strategy_conformance(
             registered("JSONData"), values=json_values(), envelopes=("json",)
         )
+
+
+# -- frame codecs -----------------------------------------------------------------
+
+
+def test_frame_compression_works_both_ways_with_the_facade():
+    pytest.importorskip("zstandard")
+    from freight.serialize.codecs import FrameCodecs
+
+    zstd = FrameCodecs(codec="zstd", min_size=0)
+    codec = StrategyCodec(registered("PickleData"), compression=zstd)
+    serde = ComputeSerializer(compression=zstd)
+    array = np.zeros(100_000)
+    frames = codec.dumps_frames(array)
+    assert sum(memoryview(f).nbytes for f in frames) < array.nbytes // 100
+    assert np.array_equal(codec.loads_frames(FRAMES.received(frames)), array)
+    assert np.array_equal(serde.loads(codec.dumps(array)), array)
+    assert np.array_equal(codec.loads(serde.dumps(array)), array)
+    lz4_only = StrategyCodec(
+        registered("PickleData"), compression=FrameCodecs(decode=frozenset({"lz4"}))
+    )
+    with pytest.raises(DeserializationError, match="does not decode"):
+        lz4_only.loads(codec.dumps(array))
