@@ -5,6 +5,13 @@ strategy by ``callable()``, ``deserialize`` dispatches on the identifier header 
 checking it against the allowlist (so a disallowed decoder never sees a byte of the
 body), and ``pack_buffers`` / ``unpack_and_deserialize`` / ``check_strategies`` carry
 a function with its arguments.
+
+What concerns one strategy (encoding and decoding it under the limits, wrapping its
+failures, its message headers, the decoders the fast path learns, frame-codec
+decoding) is that strategy's ``StrategyCodec`` (``freight.serialize.envelope``;
+``data_codec`` / ``code_codec``); this facade adds what concerns several: choosing
+by ``callable()``, the allowlist, the function cache, and the fast path around the
+data strategy (``fastpath``), whose warm text steps are the codec's, inlined.
 """
 
 from __future__ import annotations
