@@ -33,6 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeAlias, TypedDict
 
+from freight.serialize.envelope import FRAMES, TEXT
 from freight.serialize.facade import ComputeSerializer
 from freight.serialize.isolation import (
     DEFAULT_TIMEOUT,
@@ -337,10 +338,15 @@ def _encode(
     subject: _Subject,
     isolated: bool,
 ) -> _Encoded | StrategyExplanation:
-    """Serialize function, args and kwargs; a failed row if that is impossible."""
+    """Serialize function, args and kwargs; a failed row if that is impossible.
+
+    The function is encoded by the serializer's code ``StrategyCodec`` (its
+    function cache, if any, would time a lookup, not an encode); the arguments
+    by the serializer, as a call sends them."""
+    codec = serde.code_codec
     started = time.perf_counter()
     try:
-        code_payload = serde.serialize(function)
+        code_payload = codec.serialize(function)
     except Exception as e:
         return _row(serde, Stage.SERIALIZE, isolated, error=e, subject=subject)
     encode_seconds = time.perf_counter() - started
@@ -354,21 +360,22 @@ def _encode(
             error=e,
             subject=subject,
             arguments=True,
-            payload_chars=len(code_payload),
+            payload_chars=TEXT.size(code_payload),
             encode_seconds=encode_seconds,
         )
     return _Encoded(
         [code_payload, *data_payloads],
-        len(code_payload),
+        TEXT.size(code_payload),
         _binary_size(serde, function),
         encode_seconds,
     )
 
 
 def _binary_size(serde: ComputeSerializer, function: Callable[..., Any]) -> int | None:
-    """The function's binary-envelope message size, or ``None`` if it cannot be had."""
+    """The function's binary-envelope message size (its frames, as the code
+    strategy's codec makes them), or ``None`` if it cannot be had."""
     try:
-        return sum(memoryview(f).nbytes for f in serde.dumps_frames(function))
+        return FRAMES.size(FRAMES.dump(serde.code_codec, function))
     except Exception:
         return None
 

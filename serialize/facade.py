@@ -5,13 +5,19 @@ strategy by ``callable()``, ``deserialize`` dispatches on the identifier header 
 checking it against the allowlist (so a disallowed decoder never sees a byte of the
 body), and ``pack_buffers`` / ``unpack_and_deserialize`` / ``check_strategies`` carry
 a function with its arguments.
+
+What concerns one strategy (encoding and decoding it under the limits, wrapping its
+failures, its message headers, the decoders the fast path learns, frame-codec
+decoding) is that strategy's ``StrategyCodec`` (``freight.serialize.envelope``;
+``data_codec`` / ``code_codec``); this facade adds what concerns several: choosing
+by ``callable()``, the allowlist, the function cache, and the fast path around the
+data strategy (``fastpath``), whose warm text steps are the codec's, inlined.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
-import json
 import logging
 import sys
 import textwrap
@@ -21,9 +27,18 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from freight.serialize import binary, codecs, fastpath, stream, text
+from freight.serialize import binary, codecs, envelope, fastpath, stream, text
 from freight.serialize.binary import BufferLike
 from freight.serialize.cache import CacheTable, FunctionCache
+from freight.serialize.envelope import StrategyCodec
+from freight.serialize.envelope import (
+    VersionMismatchWarning as VersionMismatchWarning,
+)
+from freight.serialize.envelope import decode_failure as _decode_failure
+from freight.serialize.envelope import encode_failure as _encode_failure
+from freight.serialize.envelope import is_buffer as _is_buffer
+from freight.serialize.envelope import limits_or_default as _limits_or_default
+from freight.serialize.envelope import split_coalesced as _split_coalesced
 from freight.serialize.errors import (
     DeserializationError,
     SerdeError,
@@ -31,7 +46,7 @@ from freight.serialize.errors import (
     StrategyNotAllowed,
     raise_from,
 )
-from freight.serialize.limits import DEFAULT_LIMITS, Limits, run_within
+from freight.serialize.limits import DEFAULT_LIMITS, Limits
 from freight.serialize.policy import Policy
 from freight.serialize.registry import (
     ENTRY_POINT_GROUP,
@@ -311,11 +326,15 @@ class ComputeSerializer:
         self._policy = policy or Policy()
         self._limits = _limits_or_default(limits)
         self._cache = FunctionCache() if cache_code else None
-        self._heads: dict[SerializationStrategy, _Headers] = {}
-        # Decoders that passed the allowlist and the policy, by identifier, and
-        # what decodes a binary message, by its 12-byte header prefix (see
-        # _learn): verdicts under the settings below, forgotten when one changes.
-        self._admitted: dict[str, SerializationStrategy] = {}
+        # Each strategy's codec (its per-strategy steps: envelope.StrategyCodec)
+        # under the settings below, rebuilt when one changes; the headers they
+        # made are kept.
+        self._single: dict[SerializationStrategy, StrategyCodec] = {}
+        # Decoders that passed the allowlist and the policy, by identifier (their
+        # codecs), and what decodes a binary message, by its 12-byte header
+        # prefix (see _learn): verdicts under the settings below, forgotten when
+        # one changes.
+        self._admitted: dict[str, StrategyCodec] = {}
         self._known: dict[bytes, _Known] = {}
         self._code_serializer = self._select(
             strategy_code, DEFAULT_CODE_STRATEGY, for_code=True
@@ -440,6 +459,14 @@ class ComputeSerializer:
         path around the data strategy."""
         self._admitted.clear()
         self._known.clear()
+        self._single = {
+            strategy: codec.replace(
+                limits=self._limits, policy=self._policy, compression=self._codecs
+            )
+            for strategy, codec in self._single.items()
+        }
+        self._data_codec = self._codec_of(self._data_serializer)
+        self._code_codec = self._codec_of(self._code_serializer)
         # A restricted strategy instance without an explicit allowlist: decode
         # only it and SAFE_FOR_UNTRUSTED strategies (see __init__).
         self._restricted: SerializationStrategy | None = next(
@@ -458,7 +485,7 @@ class ComputeSerializer:
             self._text_cache = self._cache.table(code_id, "text")
             self._frames_cache = self._cache.table(code_id, "frames")
         strategy = self._data_serializer
-        heads = self._heads.get(strategy) or self._head_for(strategy)
+        heads = self._data_codec.headers
         self._fast: fastpath.FastPathLike = fastpath.FastPath(
             strategy=strategy,
             encoders=_encoders(strategy),
@@ -499,6 +526,31 @@ class ComputeSerializer:
                 self.dumps_frames = functools.partial(  # type: ignore[method-assign]
                     _coalesced, compressor.dumps_frames, self._coalesce_below
                 )
+
+    @property
+    def code_codec(self) -> StrategyCodec:
+        """The code strategy's ``StrategyCodec`` under this serializer's limits,
+        policy and frame codecs: the object that makes and reads its payloads in
+        every envelope (``freight.serialize.envelope``)."""
+        return self._code_codec
+
+    @property
+    def data_codec(self) -> StrategyCodec:
+        """The data strategy's ``StrategyCodec`` (see ``code_codec``)."""
+        return self._data_codec
+
+    def _codec_of(self, strategy: SerializationStrategy) -> StrategyCodec:
+        """``strategy``'s codec under this serializer's limits, policy and frame
+        codecs (made once per settings)."""
+        codec = self._single.get(strategy)
+        if codec is None:
+            codec = self._single[strategy] = StrategyCodec(
+                strategy,
+                limits=self._limits,
+                policy=self._policy,
+                compression=self._codecs,
+            )
+        return codec
 
     def _select(
         self, value: Strategylike | None, default: str, *, for_code: bool
@@ -544,6 +596,8 @@ class ComputeSerializer:
         Raises ``SerializationError`` (with the strategy's error as cause).
         """
         if not callable(data):
+            # The data codec's ``serialize`` (StrategyCodec), inlined: this is the
+            # warm text path, and a call frame costs 3% of a small message.
             strategy = self._data_serializer
             try:
                 return strategy.serialize(data)
@@ -555,11 +609,7 @@ class ComputeSerializer:
             payload: str | None = table.get(data)
             if payload is not None:
                 return payload
-        strategy = self._code_serializer
-        try:
-            payload = strategy.serialize(data)
-        except Exception as e:
-            raise _encode_failure(strategy, e) from e
+        payload = self._code_codec.serialize(data)
         if table is not None:
             table.put(data, payload)
         return payload
@@ -583,20 +633,21 @@ class ComputeSerializer:
                 f"expected a str payload, got {type(payload).__name__}{hint}"
             )
         header = payload[: text.IDENTIFIER_LENGTH]
-        strategy = self._admitted.get(header) or self._admit(header, payload)
-        limits = self._limits
-        if len(payload) > limits.max_size:
-            limits.check_size(len(payload), "the text payload")
+        codec = self._admitted.get(header) or self._admit(header, payload)
+        if self._limits is not DEFAULT_LIMITS or len(payload) > _DEFAULT_MAX_SIZE:
+            return codec.decode_text(payload)
+        # ``codec.decode_text`` under the default limits, inlined (the warm text
+        # path, as in ``serialize``).
+        strategy = codec.strategy
         try:
-            if limits is DEFAULT_LIMITS:
-                return strategy.deserialize(payload)
-            return run_within(limits, strategy.deserialize, payload)
+            return strategy.deserialize(payload)
         except Exception as e:
             raise_from(_decode_failure(strategy, e), e)
 
-    def _admit(self, identifier: str, payload: str = "") -> SerializationStrategy:
-        """The strategy that decodes ``identifier``, once the allowlist and the
-        policy have let it; raises ``DeserializationError`` otherwise."""
+    def _admit(self, identifier: str, payload: str = "") -> StrategyCodec:
+        """The codec of the strategy that decodes ``identifier``, once the
+        allowlist and the policy have let it; raises ``DeserializationError``
+        otherwise."""
         strategy: SerializationStrategy
         if identifier == self._data_serializer.identifier:
             strategy = self._data_serializer
@@ -611,11 +662,10 @@ class ComputeSerializer:
             self.assert_deserializer_allowed(strategy)
         elif self._restricted is not None:
             _assert_safe_beside(self._restricted, strategy)
-        refusal = self.policy.refusal(strategy, decoding=True)
-        if refusal:
-            raise DeserializationError(refusal)
-        self._admitted[identifier] = strategy
-        return strategy
+        codec = self._codec_of(strategy)
+        codec.check_policy()
+        self._admitted[identifier] = codec
+        return codec
 
     @staticmethod
     def serialize_from_list(data: Any, strategies: Iterable[Strategylike]) -> str:
@@ -664,12 +714,7 @@ class ComputeSerializer:
             frames: tuple[Any, ...] | None = table.get(fn)
             if frames is not None:
                 return frames
-        strategy = self._code_serializer
-        try:
-            body, buffers = strategy.to_frames(fn)
-        except Exception as e:
-            raise _encode_failure(strategy, e) from e
-        frames = self._assemble(strategy, body, buffers)
+        frames = self._code_codec.frames(fn)
         if table is not None:
             table.put(fn, frames)
         return frames
@@ -726,28 +771,6 @@ class ComputeSerializer:
         length = stream.prefix_length(view, self.limits)
         return self.loads(view[:length]), length
 
-    def _assemble(
-        self,
-        strategy: SerializationStrategy,
-        body: BufferLike,
-        buffers: list[BufferLike],
-    ) -> tuple[Any, ...]:
-        """``(header, body, *buffers)`` for a message ``strategy`` made."""
-        heads = self._heads.get(strategy) or self._head_for(strategy)
-        if buffers:
-            header = binary.message_header(heads.prefix, body, buffers, heads.meta)
-            return (header, body, *buffers)
-        size = len(body) if type(body) is bytes else binary.nbytes(body)
-        return (heads.small.get(size) or heads.header(size), body)
-
-    def _head_for(self, strategy: SerializationStrategy) -> _Headers:
-        heads = _Headers(
-            binary.message_prefix(strategy.identifier, text_body=strategy.text_body),
-            _producer_metadata(strategy),
-        )
-        self._heads[strategy] = heads
-        return heads
-
     def loads(self, data: BufferLike) -> Any:
         """The object a ``dumps`` blob represents.
 
@@ -770,12 +793,7 @@ class ComputeSerializer:
         return self._decode(self._parse_blob(data), learn=True)
 
     def _parse_blob(self, data: BufferLike) -> binary.Message:
-        if isinstance(data, str):
-            raise DeserializationError(
-                "loads() takes bytes, bytearray or memoryview, got str; text"
-                " payloads go to deserialize()"
-            )
-        return binary.parse_blob(data, self.limits)
+        return envelope.parse_blob(data, self._limits)
 
     def loads_frames(self, frames: Sequence[BufferLike]) -> Any:
         """The object a ``dumps_frames`` frame list represents (see ``loads``).
@@ -795,27 +813,7 @@ class ComputeSerializer:
         return self._decode(self._parse_frames(frames), learn=True)
 
     def _parse_frames(self, frames: Sequence[BufferLike]) -> binary.Message:
-        if not binary.is_frame_sequence(frames):
-            if isinstance(frames, str) or _is_buffer(frames):
-                raise DeserializationError(
-                    f"loads_frames() takes a sequence of frames, got"
-                    f" {type(frames).__name__}; a single blob goes to loads()"
-                )
-            raise DeserializationError(
-                "loads_frames() takes a sequence of frames, got"
-                f" {type(frames).__name__}"
-            )
-        if len(frames) == 1:
-            return self._parse_blob(frames[0])
-        try:
-            return binary.parse_message(frames, self.limits)
-        except DeserializationError:
-            # Perhaps neighbouring frames were joined (coalesce_below): read the
-            # exact frames out of them, or report the error of the exact form.
-            exact = _split_coalesced(frames, self.limits)
-            if exact is None:
-                raise
-        return binary.parse_message(exact, self.limits)
+        return envelope.parse_frames(frames, self._limits)
 
     def _decode_writable(self, message: binary.Message) -> Any:
         """``_decode`` with the read-only out-of-band buffers copied first."""
@@ -823,7 +821,7 @@ class ComputeSerializer:
             message.buffers[:] = stream.writable_buffers(message.buffers)
         return self._decode(message)
 
-    def _learn(self, message: binary.Message, strategy: SerializationStrategy) -> None:
+    def _learn(self, message: binary.Message, codec: StrategyCodec) -> None:
         """Remember what decodes messages with ``message``'s 12-byte header prefix,
         for the fast paths of ``loads`` / ``loads_frames`` (``fastpath``).
 
@@ -840,7 +838,7 @@ class ComputeSerializer:
         prefix = message.header.prefix
         if message.python != _PYTHON or prefix[5] & ~binary.LEARNABLE_FLAGS:
             return
-        self._learn_prefix(prefix, strategy)
+        self._learn_prefix(prefix, codec)
 
     def _learn_own(self, strategy: SerializationStrategy) -> None:
         """Learn the prefix of ``strategy``'s messages made by this process, if
@@ -852,106 +850,68 @@ class ComputeSerializer:
             )
         except DeserializationError:
             return  # refused: its messages take the general path, which says so
-        heads = self._heads.get(admitted) or self._head_for(admitted)
+        heads = admitted.headers
         if heads.prefix[5] & ~binary.LEARNABLE_FLAGS == 0:
             self._learn_prefix(heads.prefix, admitted)
 
-    def _learn_prefix(self, prefix: bytes, strategy: SerializationStrategy) -> None:
+    def _learn_prefix(self, prefix: bytes, codec: StrategyCodec) -> None:
         known = self._known
         if len(known) >= _MAX_KNOWN_HEADERS:
             known.clear()
         limits = self._limits
         known[prefix] = _Known(
-            self._body_decoder(strategy),
-            self._frames_decoder(strategy),
-            strategy,
+            codec.body_decoder(),
+            codec.frames_decoder(),
+            codec.strategy,
             limits.max_size,
             limits.max_frames,
         )
 
-    def _frames_decoder(
-        self, strategy: SerializationStrategy
-    ) -> Callable[[bytes | memoryview, list[memoryview]], Any]:
-        """``strategy.from_frames``, run under this serializer's limits."""
-        limits = self._limits
-        if limits is DEFAULT_LIMITS:
-            return strategy.from_frames
-        return functools.partial(run_within, limits, strategy.from_frames)
-
-    def _body_decoder(
-        self, strategy: SerializationStrategy
-    ) -> Callable[[bytes | memoryview], Any]:
-        """``strategy.body_decoder()``, run under this serializer's limits."""
-        decode = strategy.body_decoder()
-        limits = self._limits
-        if limits is DEFAULT_LIMITS:
-            return decode
-        return functools.partial(run_within, limits, decode)
-
     def _decode(
         self,
         message: binary.Message,
-        strategy: SerializationStrategy | None = None,
+        codec: StrategyCodec | None = None,
         *,
         learn: bool = False,
     ) -> Any:
         """Decode a parsed message; with ``learn``, remember its header prefix
         for the fast paths (``_learn``)."""
-        if strategy is None:
-            strategy = self._decoder_for(message)
+        if codec is None:
+            codec = self._decoder_for(message)
         if isinstance(message, codecs.CodedMessage):
-            # Frame codecs: decompressed once the strategy is admitted; not learned.
-            message = codecs.decode_message(message, self._codecs, self._limits)
-            learn = False
+            learn = False  # frame codecs: decompressed by the codec; not learned
         try:
-            result = self._run_decoder(strategy, message.body, message.buffers)
+            result = codec.decode_message(message)
         except DeserializationError as error:
-            mismatch = self._version_mismatch(strategy, message)
+            mismatch = self._version_mismatch(codec, message)
             if mismatch:
                 raise DeserializationError(f"{error.reason}; {mismatch}") from (
                     error.__cause__ or error
                 )
             raise
         if learn:
-            self._learn(message, strategy)
+            self._learn(message, codec)
         return result
 
-    def _run_decoder(
-        self,
-        strategy: SerializationStrategy,
-        body: bytes | memoryview,
-        buffers: list[memoryview],
-    ) -> Any:
-        """``strategy.from_frames`` under this serializer's limits; any failure
-        becomes a ``DeserializationError`` naming the strategy."""
-        try:
-            limits = self._limits
-            if limits is DEFAULT_LIMITS:
-                return strategy.from_frames(body, buffers)
-            return run_within(limits, strategy.from_frames, body, buffers)
-        except Exception as e:
-            raise_from(_decode_failure(strategy, e), e)
-
-    def _decoder_for(self, message: binary.Message) -> SerializationStrategy:
+    def _decoder_for(self, message: binary.Message) -> StrategyCodec:
         """The admitted decoder of ``message``'s identifier; warns (every time) if
         it is code from another Python minor version that may not decode here."""
-        strategy = self._admitted.get(message.identifier) or self._admit(
+        codec = self._admitted.get(message.identifier) or self._admit(
             message.identifier
         )
         if message.python != _PYTHON:
-            mismatch = self._version_mismatch(strategy, message)
+            mismatch = self._version_mismatch(codec, message)
             if mismatch:
                 warnings.warn(mismatch, VersionMismatchWarning, stacklevel=4)
-        return strategy
+        return codec
 
     def _version_mismatch(
-        self, strategy: SerializationStrategy, message: binary.Message
+        self, codec: StrategyCodec, message: binary.Message
     ) -> str | None:
         """Why ``message`` may not decode here, if it is code from another Python
-        minor version and ``strategy`` is not portable; ``None`` otherwise."""
-        if message.python == _PYTHON or not strategy.for_code:
-            return None
-        if Property.PORTABLE in strategy.properties:
+        minor version and its strategy is not portable (with the portable ones
+        this registry offers); ``None`` otherwise."""
+        if message.python == _PYTHON or not codec.strategy.for_code:
             return None
         portable = [
             f"{rec.cls.__name__} ({rec.name!r})"
@@ -966,11 +926,7 @@ class ComputeSerializer:
             if portable
             else ""
         )
-        return (
-            f"this code payload was made by {_describe_producer(message)} and is"
-            f" decoded by Python {_PYTHON[0]}.{_PYTHON[1]}; {type(strategy).__name__}"
-            " is not portable across Python versions (bytecode differs)." + advice
-        )
+        return codec.version_mismatch(message, advice)
 
     @staticmethod
     def pack_frames(messages: Iterable[Sequence[BufferLike]]) -> list[BufferLike]:
@@ -1119,35 +1075,8 @@ class _Known(NamedTuple):
     max_frames: int
 
 
-class _Headers:
-    """A strategy's message headers in this process: the constant prefix and
-    metadata, and whole headers of buffer-free messages with small bodies, cached
-    by body size (a small payload's header is then one dict lookup)."""
-
-    __slots__ = ("meta", "prefix", "small")
-    _SMALL = 1024
-
-    def __init__(self, prefix: bytes, meta: bytes) -> None:
-        self.prefix = prefix
-        self.meta = meta
-        #: Headers already made, by body size (sizes below ``_SMALL``).
-        self.small: dict[int, bytes] = {}
-
-    def header(self, size: int) -> bytes:
-        """The header of a message with a ``size``-byte body and no buffers; made
-        here when ``small`` does not hold it (callers look there first)."""
-        header = binary.buffer_free_header(self.prefix, size, self.meta)
-        if size < self._SMALL:
-            self.small[size] = header
-        return header
-
-
-class VersionMismatchWarning(UserWarning):
-    """A code payload made by another Python minor version is being decoded with a
-    strategy that is not portable across versions."""
-
-
 _PYTHON = sys.version_info[:2]
+_DEFAULT_MAX_SIZE = DEFAULT_LIMITS.max_size
 #: How many header prefixes the decode fast paths remember (see ``_learn``).
 _MAX_KNOWN_HEADERS = 4096
 
@@ -1170,54 +1099,13 @@ def _coalesced(
     return stream.coalesce_frames(dumps_frames(obj), below)
 
 
-def _limits_or_default(limits: Limits | None) -> Limits:
-    """``DEFAULT_LIMITS`` itself for ``None`` or equal limits: decoding under it
-    skips setting the active limits (``run_within``)."""
-    return DEFAULT_LIMITS if limits is None or limits == DEFAULT_LIMITS else limits
-
-
 def _encoders(strategy: SerializationStrategy) -> dict[type, tuple[Any, ...]]:
     """The fast path's ``{type: (function, *args)}`` from ``strategy.body_encoder()``.
 
     Types whose instances are callable are left out: ``dumps`` sends those to the
     code strategy.
     """
-    spec = strategy.body_encoder()
-    if spec is None:
-        return {}
-    call = (spec.function, *spec.args)
-    return {
-        kind: call
-        for kind in spec.types
-        if not any("__call__" in vars(k) for k in kind.__mro__)
-    }
-
-
-def _producer_metadata(strategy: SerializationStrategy) -> bytes:
-    """The binary header's metadata: the producer's full Python version and the
-    versions of the libraries ``strategy`` depends on (``library_versions``)."""
-    meta = {"python": ".".join(map(str, sys.version_info[:3]))}
-    meta.update(strategy.library_versions())
-    return json.dumps(meta, separators=(",", ":"), sort_keys=True).encode()
-
-
-def _describe_producer(message: binary.Message) -> str:
-    """``"Python 3.12.1 with cloudpickle 3.1.0"`` from a message's header."""
-    python = f"{message.python[0]}.{message.python[1]}"
-    made: dict[str, str] = {}
-    try:
-        recorded = json.loads(bytes(message.metadata) or b"{}")
-        if isinstance(recorded, dict):
-            made.update({str(k): str(v)[:80] for k, v in recorded.items()})
-    except Exception:
-        # Unreadable metadata (malformed, or nested deep enough for a
-        # RecursionError) only costs detail in a message.
-        made.clear()
-    full = made.pop("python", "")
-    if full.startswith(python + "."):  # the header's version is authoritative
-        python = full
-    libraries = ", ".join(f"{k} {v}" for k, v in sorted(made.items()))
-    return f"Python {python}" + (f" with {libraries}" if libraries else "")
+    return envelope.encoders_of(strategy)
 
 
 def _assert_safe_beside(
@@ -1234,55 +1122,3 @@ def _assert_safe_beside(
         " strategies safe for untrusted input; pass allowed_deserializer_types"
         f" to decode {type(strategy).__name__} payloads from trusted peers"
     )
-
-
-def _encode_failure(
-    strategy: SerializationStrategy, error: Exception
-) -> SerializationError:
-    """A ``SerializationError`` naming ``strategy``.  A strategy may raise
-    ``SerializationError`` itself: its reason is kept as it is, without a second
-    type name, and not prefixed again if it already carries this prefix."""
-    kind = "Code" if strategy.for_code else "Data"
-    prefix = f"{kind} serialization strategy {type(strategy).__name__} failed:"
-    if isinstance(error, SerializationError):
-        if error.reason.startswith(prefix):
-            return SerializationError(error.reason)
-        return SerializationError(f"{prefix} {error.reason}")
-    return SerializationError(f"{prefix} {type(error).__name__}: {error}")
-
-
-def _decode_failure(
-    strategy: SerializationStrategy, error: Exception
-) -> DeserializationError:
-    """A ``DeserializationError`` for ``strategy``'s failure, naming the strategy;
-    ``error`` itself if it already is one that does (``raise_from`` then lets it
-    propagate as it is)."""
-    name = type(strategy).__name__
-    prefix = f"{name} ({strategy.identifier!r}) failed to deserialize the payload:"
-    if isinstance(error, DeserializationError):
-        if name in error.reason:
-            return error
-        return DeserializationError(f"{prefix} {error.reason}")
-    return DeserializationError(f"{prefix} {type(error).__name__}: {error}")
-
-
-def _split_coalesced(
-    frames: Sequence[BufferLike] | BufferLike, limits: Limits
-) -> list[memoryview] | None:
-    """The exact frames of a coalesced frame list (``stream.split_frames``), or
-    ``None`` if ``frames`` is not one (then the exact form's error stands)."""
-    if not binary.is_frame_sequence(frames) or not frames:
-        return None
-    try:
-        exact = stream.split_frames(frames, limits)
-    except DeserializationError:
-        return None
-    return exact if len(exact) != len(frames) else None
-
-
-def _is_buffer(value: object) -> bool:
-    try:
-        memoryview(value)  # type: ignore[arg-type]
-    except TypeError:
-        return False
-    return True

@@ -1,11 +1,17 @@
 """Assertion helpers: round trips, type-strict equality, malformed input, determinism.
 
-Every helper takes the strategy as a class or an instance and goes through a
-``ComputeSerializer``, so what is checked is what a user gets, the facade's framing,
-allowlist and error wrapping included.  A strategy registered in the default registry
-(installed, with its entry point) is used from there; any other is registered at run
-time in a private ``StrategyRegistry(entry_point_group=None)``, so a strategy can be
+Every helper takes the strategy as a class or an instance and goes through its
+``StrategyCodec`` (``freight.serialize.envelope``): the single-strategy object
+``ComputeSerializer`` itself uses for a strategy's steps, so what is checked is what
+a user gets -- the framing, header checks, limits, error wrapping and the fast
+paths (``body_encoder()`` / ``body_decoder()``) included -- without a facade, a
+registry or a strategy for the other slot.  A class is used as its default-registry
+instance if it is registered there, else as a fresh instance, so a strategy can be
 tested before it is installed and without touching the process-wide registry.
+
+Envelopes are ``Envelope`` objects (``ENVELOPES``: text, blob, frames); wherever a
+helper takes an envelope it also takes its name, and a new ``Envelope`` subclass
+works with every helper.
 """
 
 from __future__ import annotations
@@ -29,26 +35,31 @@ import threading
 import tracemalloc
 import types
 import unittest
-import warnings
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from freight.serialize import (
-    ComputeSerializer,
     DeserializationError,
     SerdeError,
-    SerializationError,
     SerializationStrategy,
-    StrategyRegistry,
     binary,
     default_registry,
 )
-from freight.serialize.hookspecs import hookimpl
+from freight.serialize.envelope import (
+    ENVELOPES as ENVELOPES,
+)
+from freight.serialize.envelope import (
+    FRAMES,
+    TEXT,
+    Envelope,
+    StrategyCodec,
+    envelope_named,
+    envelope_of,
+)
 
-#: The envelopes a round trip goes through: the reference's text payload, the
-#: binary message as one blob, and the binary message as a frame list.
-ENVELOPES = ("text", "blob", "frames")
+#: What a helper takes as an envelope: an ``Envelope`` or its name.
+Envelopelike = str | Envelope
 
 #: Seconds one decode of malformed input may take before it counts as a hang.
 DECODE_TIME_LIMIT = 20.0
@@ -67,55 +78,12 @@ def default_memory_limit(payload_size: int) -> int:
 # -- the serializer a check goes through ---------------------------------------------
 
 
-class _KitPlugin:
-    """A plugin object providing fixed strategy classes (for a private registry)."""
-
-    def __init__(self, classes: Sequence[type[SerializationStrategy]]) -> None:
-        self._classes = list(classes)
-
-    @hookimpl
-    def freight_strategies(self) -> list[type[SerializationStrategy]]:
-        return list(self._classes)
-
-
-def _unused_strategy(for_code: bool, taken: set[str]) -> type[SerializationStrategy]:
-    """A strategy of the other kind for a private registry, whose only job is to
-    let ``ComputeSerializer`` be constructed; it refuses to encode or decode."""
-    # From the third-party range, so it passes any allocation policy; it only
-    # ever lives in a private registry, beside the strategy under test.
-    identifier = next(f"X{c}\n" for c in "0123456789" if f"X{c}\n" not in taken)
-    kind = "code" if for_code else "data"
-
-    def serialize(self: SerializationStrategy, data: Any) -> str:
-        raise SerializationError(
-            f"the conformance kit's placeholder {kind} strategy encodes nothing"
-        )
-
-    def deserialize(self: SerializationStrategy, payload: str) -> Any:
-        raise DeserializationError(
-            f"the conformance kit's placeholder {kind} strategy decodes nothing"
-        )
-
-    return type(
-        f"KitPlaceholder{kind.title()}",
-        (SerializationStrategy,),
-        {
-            "identifier": identifier,
-            "for_code": for_code,
-            "name": f"freight-testing-placeholder-{kind}",
-            "serialize": serialize,
-            "deserialize": deserialize,
-            "__module__": __name__,
-        },
-    )
-
-
 class KitSerializer:
-    """One strategy under test, and the ``ComputeSerializer`` it is used through.
+    """One strategy under test, and the ``StrategyCodec`` it is used through.
 
-    ``encode(envelope, value)`` / ``decode(envelope, payload)`` speak the three
-    envelopes by name.  A decode-only strategy cannot be selected, so its payloads
-    are made by the strategy itself and framed as the facade frames them.
+    ``encode(envelope, value)`` / ``decode(envelope, payload)`` speak any envelope
+    (an ``Envelope`` or its name).  A decode-only strategy is used as any other:
+    the codec encodes with whatever the strategy can do.
     """
 
     def __init__(self, strategy: Strategy) -> None:
@@ -125,92 +93,47 @@ class KitSerializer:
                 f"expected a SerializationStrategy class or instance, got {strategy!r}"
             )
         self.cls = cls
-        self.registry, registered = _registry_for(cls)
         self.strategy: SerializationStrategy = (
-            strategy if isinstance(strategy, SerializationStrategy) else registered
+            strategy
+            if isinstance(strategy, SerializationStrategy)
+            else _instance_of(cls)
         )
         self.selectable = not self.strategy.decode_only
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            self.serde = self._serializer()
+        self.codec = StrategyCodec(self.strategy)
 
-    def _serializer(self) -> ComputeSerializer:
-        chosen: Any = self.strategy if self.selectable else None
-        kwargs: dict[str, Any] = {"registry": self.registry, "cache_code": False}
-        if self.strategy.for_code:
-            kwargs["strategy_code"] = chosen
-        else:
-            kwargs["strategy_data"] = chosen
-        if self.registry is not default_registry():
-            # The private registry holds only placeholders for the other kind.
-            other = "strategy_data" if self.strategy.for_code else "strategy_code"
-            for rec in self.registry:
-                if rec.cls is not self.cls and rec.for_code != self.strategy.for_code:
-                    kwargs[other] = rec.cls
-            if not self.selectable:
-                own = "strategy_code" if self.strategy.for_code else "strategy_data"
-                kwargs[own] = next(
-                    rec.cls
-                    for rec in self.registry
-                    if rec.cls is not self.cls
-                    and rec.for_code == self.strategy.for_code
-                )
-        return ComputeSerializer(**kwargs)
+    @property
+    def serde(self) -> StrategyCodec:
+        """The codec (the name of the ``ComputeSerializer`` this once was)."""
+        return self.codec
 
     @property
     def name(self) -> str:
         return self.cls.__name__
 
-    def encode(self, envelope: str, value: Any) -> Any:
-        """``value``'s payload in ``envelope``: a str, a bytes blob or a frame list."""
-        _check_envelope(envelope)
-        if self.selectable:
-            if callable(value) != self.strategy.for_code:
-                kind = "a callable" if callable(value) else "not callable"
-                raise TypeError(
-                    f"{short_repr(value)} is {kind}, so ComputeSerializer would not"
-                    f" hand it to {self.name} (for_code={self.strategy.for_code})"
-                )
-            if envelope == "text":
-                return self.serde.serialize(value)
-            if envelope == "blob":
-                return self.serde.dumps(value)
-            return self.serde.dumps_frames(value)
-        if envelope == "text":
-            return self.strategy.serialize(value)
-        body, buffers = self.strategy.to_frames(value)
-        frames = frame_message(self.strategy, body, buffers)
-        return b"".join(frames) if envelope == "blob" else frames
+    def encode(self, envelope: Envelopelike, value: Any) -> Any:
+        """``value``'s payload in ``envelope``: a str, a bytes blob or a frame list
+        for the built-in ones."""
+        chosen = envelope_named(envelope)
+        if self.selectable and callable(value) != self.strategy.for_code:
+            kind = "a callable" if callable(value) else "not callable"
+            raise TypeError(
+                f"{short_repr(value)} is {kind}, so ComputeSerializer would not"
+                f" hand it to {self.name} (for_code={self.strategy.for_code})"
+            )
+        return chosen.dump(self.codec, value)
 
-    def decode(self, envelope: str, payload: Any) -> Any:
-        """The value ``payload`` (in ``envelope``) represents, via the facade."""
-        _check_envelope(envelope)
-        if envelope == "text":
-            return self.serde.deserialize(payload)
-        if envelope == "blob":
-            return self.serde.loads(payload)
-        return self.serde.loads_frames(payload)
+    def decode(self, envelope: Envelopelike, payload: Any) -> Any:
+        """The value ``payload`` (in ``envelope``) represents, via the codec."""
+        return envelope_named(envelope).load(self.codec, payload)
 
 
-def _registry_for(
-    cls: type[SerializationStrategy],
-) -> tuple[StrategyRegistry, SerializationStrategy]:
-    """The default registry if ``cls`` is registered there, else a private one in
-    which ``cls`` and placeholders for the facade's other slots are registered."""
-    registry = default_registry()
+def _instance_of(cls: type[SerializationStrategy]) -> SerializationStrategy:
+    """The default registry's instance of ``cls`` if it is registered there, else
+    a fresh one (nothing is registered anywhere)."""
     try:
-        return registry, registry.resolve(cls).strategy
+        return default_registry().resolve(cls).strategy
     except SerdeError:
-        pass
-    private = StrategyRegistry(entry_point_group=None)
-    taken = {cls.identifier}
-    classes: list[type[SerializationStrategy]] = [cls]
-    for for_code in (True, False):
-        placeholder = _unused_strategy(for_code, taken)
-        taken.add(placeholder.identifier)
-        classes.append(placeholder)
-    private.register_plugin(_KitPlugin(classes), name="freight.testing")
-    return private, private.resolve(cls).strategy
+        return cls()
 
 
 _kits: weakref.WeakKeyDictionary[Any, KitSerializer] = weakref.WeakKeyDictionary()
@@ -229,10 +152,12 @@ def kit_serializer(strategy: Strategy) -> KitSerializer:
     return kit
 
 
-def serializer_for(strategy: Strategy) -> ComputeSerializer:
-    """A ``ComputeSerializer`` that encodes with ``strategy`` (see the module doc
-    for which registry it uses)."""
-    return kit_serializer(strategy).serde
+def serializer_for(strategy: Strategy) -> StrategyCodec:
+    """The ``StrategyCodec`` the kit uses for ``strategy``: ``serialize`` /
+    ``deserialize``, ``dumps`` / ``loads``, ``dumps_frames`` / ``loads_frames``,
+    ``encode`` / ``decode`` in any envelope, with ``ComputeSerializer``'s checks
+    and error wrapping for that one strategy."""
+    return kit_serializer(strategy).codec
 
 
 def frame_message(
@@ -251,19 +176,10 @@ def frame_message(
     return [header, body, *buffers]
 
 
-def _check_envelope(envelope: str) -> None:
-    if envelope not in ENVELOPES:
-        raise ValueError(f"unknown envelope {envelope!r}; use one of {ENVELOPES}")
-
-
-def transported(envelope: str, payload: Any) -> Any:
+def transported(envelope: Envelopelike, payload: Any) -> Any:
     """``payload`` as the receiving side sees it: bytes copies of every frame, so
-    nothing decoded can alias the sender's objects."""
-    if envelope == "text":
-        return payload
-    if envelope == "blob":
-        return bytes(memoryview(payload).cast("B"))
-    return [bytes(memoryview(frame).cast("B")) for frame in payload]
+    nothing decoded can alias the sender's objects (``Envelope.received``)."""
+    return envelope_named(envelope).received(payload)
 
 
 # -- memory ------------------------------------------------------------------------
@@ -531,7 +447,7 @@ def assert_roundtrip(
     strategy: Strategy,
     value: Any,
     *,
-    envelopes: Iterable[str] = ENVELOPES,
+    envelopes: Iterable[Envelopelike] = ENVELOPES,
     args: Sequence[Any] | None = None,
     kwargs: Mapping[str, Any] | None = None,
 ) -> None:
@@ -552,7 +468,7 @@ def assert_roundtrip(
     kit = kit_serializer(strategy)
     if not kit.strategy.for_code:
         _check_body_encoder(kit, value)
-    for envelope in envelopes:
+    for envelope in map(envelope_named, envelopes):
         where = f"{kit.name} ({envelope} envelope)"
         try:
             payload = kit.encode(envelope, value)
@@ -561,8 +477,8 @@ def assert_roundtrip(
                 f"{where} could not serialize {short_repr(value)}: {e}"
             ) from e
         _check_payload_shape(kit, envelope, payload, where)
-        for attempt in ("first", "second") if envelope != "text" else ("first",):
-            received = transported(envelope, payload)
+        for attempt in ("first",) if envelope.text else ("first", "second"):
+            received = envelope.received(payload)
             here = where if attempt == "first" else f"{where}, decoding it again"
             try:
                 decoded = kit.decode(envelope, received)
@@ -630,23 +546,18 @@ def _parts(value: Any) -> Iterator[Any]:
 
 
 def _check_payload_shape(
-    kit: KitSerializer, envelope: str, payload: Any, where: str
+    kit: KitSerializer, envelope: Envelope, payload: Any, where: str
 ) -> None:
     identifier = kit.strategy.identifier
-    if envelope == "text":
+    if envelope.text:
         if not isinstance(payload, str) or not payload.startswith(identifier):
             raise AssertionError(
                 f"{where}: the text payload must be a str starting with the"
                 f" identifier {identifier!r}, got {short_repr(payload)}"
             )
         return
-    frames = [payload] if envelope == "blob" else list(payload)
     try:
-        message = (
-            binary.parse_blob(frames[0])
-            if envelope == "blob"
-            else binary.parse_message(frames)
-        )
+        message = envelope.parse(payload)
     except DeserializationError as e:
         raise AssertionError(f"{where}: the binary message does not parse: {e}") from e
     if message.identifier != identifier:
@@ -730,16 +641,11 @@ def _describe_call(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> st
 # -- determinism ---------------------------------------------------------------------
 
 
-def _canonical(envelope: str, payload: Any) -> str | bytes:
-    if envelope == "text":
-        return payload  # type: ignore[no-any-return]
-    if envelope == "blob":
-        return bytes(payload)
-    return b"".join(bytes(memoryview(f).cast("B")) for f in payload)
-
-
 def assert_deterministic(
-    strategy: Strategy, value: Any, *, envelopes: Iterable[str] = ("text", "frames")
+    strategy: Strategy,
+    value: Any,
+    *,
+    envelopes: Iterable[Envelopelike] = (TEXT, FRAMES),
 ) -> None:
     """Assert serializing ``value`` again, or a deep copy of it, gives byte-identical
     payloads in each envelope (what ``Property.DETERMINISTIC`` promises within one
@@ -748,10 +654,10 @@ def assert_deterministic(
     others: list[tuple[str, Any]] = [("the same value again", value)]
     with contextlib.suppress(Exception):
         others.append(("a deep copy of the value", copy.deepcopy(value)))
-    for envelope in envelopes:
-        first = _canonical(envelope, kit.encode(envelope, value))
+    for envelope in map(envelope_named, envelopes):
+        first = envelope.canonical(kit.encode(envelope, value))
         for label, other in others:
-            again = _canonical(envelope, kit.encode(envelope, other))
+            again = envelope.canonical(kit.encode(envelope, other))
             if again != first:
                 raise AssertionError(
                     f"{kit.name} declares Property.DETERMINISTIC, but serializing"
@@ -778,8 +684,8 @@ def encoded_payloads(
     kit = kit_serializer(strategy)
     return [
         (
-            kit.encode("text", v),
-            b"".join(transported("frames", kit.encode("frames", v))),
+            str(TEXT.canonical(kit.encode(TEXT, v))),
+            b"".join(FRAMES.received(kit.encode(FRAMES, v))),
         )
         for v in values
     ]
@@ -859,8 +765,8 @@ def assert_deterministic_across_processes(
         picklable, mine, theirs, strict=True
     ):
         for envelope, a, b in (
-            ("text", text_a, text_b),
-            ("frames", frames_a, frames_b),
+            (TEXT, text_a, text_b),
+            (FRAMES, frames_a, frames_b),
         ):
             if a != b:
                 raise AssertionError(
@@ -942,27 +848,6 @@ def traced() -> Iterator[Traced]:
         memory.peak, memory.retained = peak - before, current - before
 
 
-def _envelope_of(payload: Any) -> str:
-    if isinstance(payload, str):
-        return "text"
-    if isinstance(payload, bytes | bytearray | memoryview):
-        return "blob"
-    if isinstance(payload, list | tuple):
-        return "frames"
-    raise TypeError(
-        "a payload is a str (text), bytes-like (a blob) or a list of frames, got"
-        f" {type(payload).__name__}"
-    )
-
-
-def _payload_size(envelope: str, payload: Any) -> int:
-    if envelope == "text":
-        return len(payload)
-    if envelope == "blob":
-        return memoryview(payload).nbytes
-    return sum(memoryview(f).nbytes for f in payload)
-
-
 def assert_rejects_malformed(
     strategy: Strategy,
     payload: Any,
@@ -971,12 +856,14 @@ def assert_rejects_malformed(
     strict: bool = False,
     seconds: float | None = DECODE_TIME_LIMIT,
     memory_limit: int | None = None,
+    envelope: Envelopelike | None = None,
 ) -> DeserializationError | None:
-    """Assert decoding ``payload`` through ``strategy``'s ``ComputeSerializer``
+    """Assert decoding ``payload`` through ``strategy``'s ``StrategyCodec``
     raises ``DeserializationError`` and nothing else, within ``seconds`` and
     allocating at most ``memory_limit`` bytes (``default_memory_limit``).
 
-    ``payload`` is a str (text envelope), bytes-like (a blob) or a list of frames.
+    ``payload`` is a str (text envelope), bytes-like (a blob) or a list of frames,
+    or a payload of ``envelope`` if one is given (an ``Envelope`` or its name).
     With ``allow_success`` a payload that decodes is accepted too (fuzzing: a
     mutation may leave a payload valid).  With ``strict`` the strategy's own
     decoder (``deserialize`` / ``from_frames``) is also called directly and must
@@ -985,12 +872,12 @@ def assert_rejects_malformed(
     if the payload decoded.
     """
     kit = kit_serializer(strategy)
-    envelope = _envelope_of(payload)
-    size = _payload_size(envelope, payload)
+    chosen = envelope_of(payload) if envelope is None else envelope_named(envelope)
+    size = chosen.size(payload)
     limit = default_memory_limit(size) if memory_limit is None else memory_limit
-    where = f"ComputeSerializer with {kit.name} ({envelope} envelope)"
+    where = f"{kit.name}'s StrategyCodec ({chosen} envelope)"
     error = _guarded_decode(
-        lambda: kit.decode(envelope, payload), where, size, seconds, limit
+        lambda: kit.decode(chosen, payload), where, size, seconds, limit
     )
     if error is None and not allow_success:
         raise AssertionError(
@@ -998,7 +885,7 @@ def assert_rejects_malformed(
             " DeserializationError"
         )
     if strict:
-        _strict_decode(kit, envelope, payload, size, seconds, limit)
+        _strict_decode(kit, chosen, payload, size, seconds, limit)
     return error
 
 
@@ -1039,14 +926,14 @@ def _guarded_decode(
 
 def _strict_decode(
     kit: KitSerializer,
-    envelope: str,
+    envelope: Envelope,
     payload: Any,
     size: int,
     seconds: float | None,
     limit: int,
 ) -> None:
     strategy = kit.strategy
-    if envelope == "text":
+    if envelope.text:
         if not payload.startswith(strategy.identifier):
             return  # the facade's header check refuses it; no decoder is involved
 
@@ -1056,11 +943,7 @@ def _strict_decode(
         method = "deserialize"
     else:
         try:
-            message = (
-                binary.parse_blob(payload)
-                if envelope == "blob"
-                else binary.parse_message(payload)
-            )
+            message = envelope.parse(payload)
         except DeserializationError:
             return  # damaged framing: the envelope's job, checked above
         if message.identifier != strategy.identifier:
@@ -1076,13 +959,13 @@ def _strict_decode(
     except _Escaped as e:
         raise AssertionError(
             f"{e}. A decoder should raise DeserializationError saying what was"
-            " wrong (ComputeSerializer wraps other exceptions, but a combo"
-            " strategy or a direct caller sees them raw); or declare"
+            " wrong (ComputeSerializer and StrategyCodec wrap other exceptions,"
+            " but a combo strategy or a direct caller sees them raw); or declare"
             " strict_errors=False"
         ) from e.__cause__
 
 
-def payload_of(strategy: Strategy, envelope: str, value: Any) -> Any:
+def payload_of(strategy: Strategy, envelope: Envelopelike, value: Any) -> Any:
     """``value``'s payload through ``strategy`` in ``envelope``, as received (frames
     copied to bytes): a valid seed for damaging."""
     kit = kit_serializer(strategy)

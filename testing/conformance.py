@@ -56,6 +56,7 @@ from freight.serialize import (
     binary,
     default_registry,
 )
+from freight.serialize.envelope import FRAMES, TEXT, Envelope, envelope_named
 from freight.testing import identifier_policy
 from freight.testing.assertions import (
     DECODE_TIME_LIMIT,
@@ -70,7 +71,6 @@ from freight.testing.assertions import (
     payload_of,
     shares_memory,
     short_repr,
-    transported,
 )
 from freight.testing.malformed import (
     DAMAGE,
@@ -127,8 +127,9 @@ class StrategyConformance:
     #: A code strategy's domain (``freight.testing.callables()`` strategies);
     #: default: every shape, importable and by value.
     callables: ClassVar[SearchStrategy[CallableCase] | None] = None
-    #: The envelopes the round-trip and malformed-input checks use.
-    envelopes: ClassVar[tuple[str, ...]] = ENVELOPES
+    #: The envelopes the round-trip and malformed-input checks use: ``Envelope``
+    #: objects or their names; a new ``Envelope`` subclass's instance works too.
+    envelopes: ClassVar[tuple[str | Envelope, ...]] = ENVELOPES
     #: Require the strategy to be in the default registry (installed, entry point).
     registered: ClassVar[bool] = True
     #: Also require the strategy's own ``deserialize`` / ``from_frames`` to raise
@@ -174,9 +175,10 @@ class StrategyConformance:
                 f"{cls.__name__}: {strategy_cls.__name__} is a code strategy; declare"
                 " callables=..., not values="
             )
-        unknown = sorted(set(cls.envelopes) - set(ENVELOPES))
-        if unknown:
-            raise TypeError(f"{cls.__name__}: unknown envelopes {unknown}")
+        try:
+            cls.envelopes = tuple(envelope_named(e) for e in cls.envelopes)
+        except ValueError as e:
+            raise TypeError(f"{cls.__name__}: {e}") from None
         unknown_damage = set(cls.damages) - set(DAMAGE)
         if unknown_damage:
             raise TypeError(f"{cls.__name__}: unknown damages {unknown_damage}")
@@ -368,7 +370,9 @@ class StrategyConformance:
 
     # -- round trips ------------------------------------------------------------------
 
-    def test_roundtrip(self, envelope: str, request: pytest.FixtureRequest) -> None:
+    def test_roundtrip(
+        self, envelope: Envelope, request: pytest.FixtureRequest
+    ) -> None:
         strategy = self.strategy
         assert strategy is not None
         if self._strategy.for_code:
@@ -394,7 +398,7 @@ class StrategyConformance:
     # -- malformed input --------------------------------------------------------------
 
     def test_malformed_input_raises_only_deserialization_error(
-        self, envelope: str, damage: str, request: pytest.FixtureRequest
+        self, envelope: Envelope, damage: str, request: pytest.FixtureRequest
     ) -> None:
         self._run(
             request,
@@ -411,7 +415,7 @@ class StrategyConformance:
                 "strict_errors=False: only ComputeSerializer's wrapped errors are"
                 " checked"
             )
-        envelope = "text" if decoder == "deserialize" else "frames"
+        envelope = TEXT if decoder == "deserialize" else FRAMES
         plans = st.sampled_from(self.damages).flatmap(
             lambda damage: damage_plans(damage, oversized_size=self.oversized_size)
         )
@@ -423,7 +427,7 @@ class StrategyConformance:
         )
 
     def _malformed_property(
-        self, envelope: str, *, strict: bool
+        self, envelope: Envelope, *, strict: bool
     ) -> Callable[[Any, DamagePlan], None]:
         """The check for one drawn value and damage plan.  Everything hypothesis
         draws (the value, the plan) is drawn before the strategy encodes, so a
@@ -453,6 +457,7 @@ class StrategyConformance:
                 strict=strict,
                 seconds=self.decode_seconds,
                 memory_limit=self.memory_limit,
+                envelope=envelope,
             )
 
         return check
@@ -506,7 +511,7 @@ class StrategyConformance:
         accepted = []
         for kind, candidate in _large_buffer_candidates(size):
             try:
-                frames = kit.encode("frames", candidate)
+                frames = kit.encode(FRAMES, candidate)
             except SerdeError:
                 continue  # a type the strategy does not carry
             accepted.append(kind)
@@ -540,9 +545,9 @@ def _check_zero_copy(
     )
     if kind == "bytearray":
         return  # a bytearray owns its memory: decoding one always copies
-    received = transported("frames", frames)
+    received = FRAMES.received(frames)
     try:
-        decoded = kit.decode("frames", received)
+        decoded = kit.decode(FRAMES, received)
     except DeserializationError as e:
         raise AssertionError(f"{cls.__name__} could not decode a {kind}: {e}") from e
     assert any(shares_memory(decoded, frame) for frame in received[2:]), (

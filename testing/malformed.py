@@ -14,6 +14,11 @@ it gets past the envelope and reaches the strategy's decoder; for a
 ``BytesStrategy`` the text envelope's base64 is decoded, damaged and re-encoded for
 the same reason.  A quarter of the binary cases damage the envelope itself.
 
+Envelopes are told apart by what their payloads are (``Envelope.text``,
+``Envelope.framed``), never by name: a binary envelope's payload is read with
+``Envelope.parse`` and made again with ``Envelope.wrap``, so a new envelope is
+damaged as the built-in one of its shape is.
+
 **What hypothesis draws never depends on the payload.**  Every choice a damage
 needs (where to cut, which bits, which part, what junk) is drawn first, as a
 ``DamagePlan`` of payload-independent numbers and bytes (``damage_plans``), and
@@ -35,7 +40,9 @@ from hypothesis.strategies import DrawFn, SearchStrategy
 
 from freight.serialize import BytesStrategy, SerializationStrategy, binary
 from freight.serialize.b64 import decode_base64, encode_base64
+from freight.serialize.envelope import Envelope, envelope_named
 from freight.testing.assertions import (
+    Envelopelike,
     Strategy,
     frame_message,
     kit_serializer,
@@ -147,7 +154,7 @@ def damage_plans(
 
 def damaged_payloads(
     strategy: Strategy,
-    envelope: str,
+    envelope: Envelopelike,
     seed: Any,
     damage: str,
     *,
@@ -155,29 +162,25 @@ def damaged_payloads(
 ) -> SearchStrategy[Any]:
     """Damaged versions of ``seed``, a valid payload of ``strategy`` in
     ``envelope`` (a str, a bytes blob, or a list of frames)."""
-    _check_envelope(envelope)
+    chosen = envelope_named(envelope)
     return damage_plans(damage, oversized_size=oversized_size).map(
-        lambda plan: apply_damage(plan, strategy, envelope, seed)
+        lambda plan: apply_damage(plan, strategy, chosen, seed)
     )
 
 
-def _check_envelope(envelope: str) -> None:
-    if envelope not in ("text", "blob", "frames"):
-        raise ValueError(f"unknown envelope {envelope!r}")
-
-
-def apply_damage(plan: DamagePlan, strategy: Strategy, envelope: str, seed: Any) -> Any:
-    """``seed`` (a valid payload of ``strategy`` in ``envelope``) damaged as
-    ``plan`` says.  Deterministic; a damage that cannot apply (truncating an empty
-    payload) leaves the payload as it is."""
-    _check_envelope(envelope)
+def apply_damage(
+    plan: DamagePlan, strategy: Strategy, envelope: Envelopelike, seed: Any
+) -> Any:
+    """``seed`` (a valid payload of ``strategy`` in ``envelope``, an ``Envelope``
+    or its name) damaged as ``plan`` says.  Deterministic; a damage that cannot
+    apply (truncating an empty payload) leaves the payload as it is."""
+    chosen = envelope_named(envelope)
     instance = kit_serializer(strategy).strategy
-    if envelope == "text":
+    if chosen.text:
         return _damaged_text(plan, instance, seed)
-    if envelope == "blob":
-        return _damaged_blob(plan, instance, bytes(memoryview(seed).cast("B")))
-    frames = [bytes(memoryview(f).cast("B")) for f in seed]
-    return _damaged_frames(plan, instance, frames)
+    if chosen.framed:
+        return _damaged_frames(plan, instance, chosen, seed)
+    return _damaged_blob(plan, instance, chosen, seed)
 
 
 def _damaged_bytes(plan: DamagePlan, data: bytes) -> bytes:
@@ -234,21 +237,27 @@ def _parts(message: binary.Message) -> tuple[bytes, list[bytes], bytes]:
 
 
 def _damaged_blob(
-    plan: DamagePlan, strategy: SerializationStrategy, seed: bytes
-) -> bytes:
+    plan: DamagePlan, strategy: SerializationStrategy, envelope: Envelope, seed: Any
+) -> Any:
+    """A payload that is one binary object: its bytes damaged (and given as the
+    payload), or its message's contents damaged and wrapped again."""
     if plan.envelope_itself:
-        return _damaged_bytes(plan, seed)
-    body, buffers, metadata = _parts(binary.parse_blob(seed))
-    return b"".join(_damaged_contents(plan, strategy, body, buffers, metadata))
+        data = envelope.canonical(seed)
+        assert isinstance(data, bytes), "a binary envelope's payload is bytes"
+        return _damaged_bytes(plan, data)
+    body, buffers, metadata = _parts(envelope.parse(seed))
+    return envelope.wrap(_damaged_contents(plan, strategy, body, buffers, metadata))
 
 
 def _damaged_frames(
-    plan: DamagePlan, strategy: SerializationStrategy, seed: list[bytes]
-) -> list[bytes]:
+    plan: DamagePlan, strategy: SerializationStrategy, envelope: Envelope, seed: Any
+) -> Any:
+    """A payload that is a frame list: its framing or its contents damaged."""
     if plan.envelope_itself:
-        return _damaged_framing(plan, seed)
-    body, buffers, metadata = _parts(binary.parse_message(seed))
-    return _damaged_contents(plan, strategy, body, buffers, metadata)
+        frames = [bytes(memoryview(f).cast("B")) for f in seed]
+        return envelope.wrap(_damaged_framing(plan, frames))
+    body, buffers, metadata = _parts(envelope.parse(seed))
+    return envelope.wrap(_damaged_contents(plan, strategy, body, buffers, metadata))
 
 
 def _damaged_contents(

@@ -227,7 +227,7 @@ def test_a_frame_without_the_buffer_protocol_is_an_encode_error(
 
 def test_headers_made_by_both_twins_are_binary_message_header():
     s = ComputeSerializer()
-    heads = s._heads[s.data_serializer]
+    heads = s._codec_of(s.data_serializer).headers
     for value in (7, "s" * 5, "s" * 5000, ["l"] * 30_000):
         header, body = s.dumps_frames(value)
         expected = binary.buffer_free_header(heads.prefix, len(body), heads.meta)

@@ -353,7 +353,7 @@ def test_a_replaced_code_strategy_encodes_and_decodes_its_identifier():
     payload = s.serialize(len)
     assert payload.startswith("01\n")
     assert s.deserialize(payload) is len
-    assert s._admitted["01\n"] is s.code_serializer
+    assert s._admitted["01\n"].strategy is s.code_serializer
 
 
 @pytest.mark.parametrize(
