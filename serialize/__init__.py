@@ -11,6 +11,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from freight.serialize.envelope import (
+    BLOB,
+    ENVELOPES,
+    FRAMES,
+    TEXT,
+    Envelope,
+    StrategyCodec,
+)
 from freight.serialize.errors import (
     ClosureNotCarried,
     DeserializationError,
@@ -97,14 +105,18 @@ if TYPE_CHECKING:  # imported lazily (it imports pluggy); typed for plugin autho
     from freight.serialize.hookspecs import hookimpl
 
 __all__ = [
+    "BLOB",
     "DEFAULT_ALLOWED_MODULES",
     "DEFAULT_CODE_STRATEGY",
     "DEFAULT_DATA_STRATEGY",
     "ENTRY_POINT_GROUP",
+    "ENVELOPES",
+    "FRAMES",
     "IDENTIFIER_LENGTH",
     "SELECTABLE_CODE_STRATEGIES",
     "SELECTABLE_DATA_STRATEGIES",
     "SELECTABLE_STRATEGIES",
+    "TEXT",
     "WILDCARD_SPELLINGS",
     "AllowlistWildcard",
     "BodyEncoder",
@@ -115,6 +127,7 @@ __all__ = [
     "ComputeSerializer",
     "DeserializationError",
     "DeserializerAllowlist",
+    "Envelope",
     "ExceptionLimits",
     "FrameReader",
     "IdentifierPolicyError",
@@ -136,6 +149,7 @@ __all__ = [
     "SerializationStrategy",
     "SourceDoesNotDefine",
     "SourceUnavailable",
+    "StrategyCodec",
     "StrategyNotAllowed",
     "StrategyRegistry",
     "Strategylike",
