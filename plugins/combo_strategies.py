@@ -108,7 +108,7 @@ class CombinedCode(SerializationStrategy):
             try:
                 payload = member.serialize(data)
             except Exception as e:
-                failures.append(_member_failed(member, e))
+                failures.append(MemberFailed.wrapping(member, e))
                 continue
             chunks += [ident, payload[len(ident) :]]
         if not chunks:
@@ -159,7 +159,7 @@ class CombinedCode(SerializationStrategy):
                     raise DeserializationError(
                         f"Failed to deserialize using variation #{count}"
                     ) from e
-                failures.append(_member_failed(member, e))
+                failures.append(MemberFailed.wrapping(member, e))
         error = DeserializationError(
             f"CombinedCode: deserialization failed after {len(pairs)} tries"
             + "".join(f"\n* {failure}" for failure in failures)
@@ -167,16 +167,6 @@ class CombinedCode(SerializationStrategy):
         if failures:
             raise error from ExceptionGroup("CombinedCode members", failures)
         raise error
-
-
-def _member_failed(member: SerializationStrategy, error: Exception) -> MemberFailed:
-    """``error`` of ``member`` as a ``MemberFailed`` caused by it."""
-    failed = MemberFailed(
-        f"{type(member).__name__}: {type(error).__name__}: {error}",
-        member=member.name,
-    )
-    failed.__cause__ = error
-    return failed
 
 
 @hookimpl

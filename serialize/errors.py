@@ -139,6 +139,17 @@ class MemberFailed(TypedFailure):
     error_fields = ("member",)
     member: str
 
+    @classmethod
+    def wrapping(cls, member: Any, error: Exception) -> MemberFailed:
+        """``error`` of the member strategy ``member``, as a ``MemberFailed``
+        caused by it (its message names the member's class and the error)."""
+        failed = cls(
+            f"{type(member).__name__}: {type(error).__name__}: {error}",
+            member=str(member.name),
+        )
+        failed.__cause__ = error
+        return failed
+
 
 def raise_from(error: BaseException, cause: BaseException) -> NoReturn:
     """``raise error from cause``, for use inside ``except ... as cause``; if

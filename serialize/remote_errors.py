@@ -886,17 +886,21 @@ class _Validator:
             truncated=truncated,
         )
 
+    def at_most_args(self, count: int, where: str, what: str) -> None:
+        """Refuse ``count`` ``what`` in ``where`` if they are over ``max_args``."""
+        if count > self.limits.max_args:
+            raise DeserializationError(
+                f"exception payload: {where} has {count} {what}, over the limit"
+                f" max_args={self.limits.max_args}"
+            )
+
     def fields(self, value: object, where: str) -> dict[str, FieldValue]:
         if value is None:
             return {}
         if not isinstance(value, dict):
             raise _fail(f"{where} must be an object or null, got {_json_kind(value)}")
         lim = self.limits
-        if len(value) > lim.max_args:
-            raise DeserializationError(
-                f"exception payload: {where} has {len(value)} entries, over the"
-                f" limit max_args={lim.max_args}"
-            )
+        self.at_most_args(len(value), where, "entries")
         out: dict[str, FieldValue] = {}
         for key, item in value.items():
             if len(key) > lim.max_name_chars:
@@ -921,11 +925,7 @@ class _Validator:
         if not isinstance(value, list):
             raise _fail(f"{where} must be an array or null, got {_json_kind(value)}")
         lim = self.limits
-        if len(value) > lim.max_args:
-            raise DeserializationError(
-                f"exception payload: {where} has {len(value)} elements, over the"
-                f" limit max_args={lim.max_args}"
-            )
+        self.at_most_args(len(value), where, "elements")
         out: list[Scalar] = []
         for i, a in enumerate(value):
             if a is None or type(a) is bool:

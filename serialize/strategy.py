@@ -412,7 +412,7 @@ class ComboSerializationStrategy(SerializationStrategy):
             try:
                 buffers.append(member.serialize(data))
             except Exception as e:
-                failures.append(_member_failed(member, e))
+                failures.append(MemberFailed.wrapping(member, e))
                 logger.debug("%s could not serialize: %s", member.name, e)
         if not buffers:
             # "Serialization failed" is the reference's phrase, kept for callers
@@ -450,7 +450,7 @@ class ComboSerializationStrategy(SerializationStrategy):
             try:
                 return member.deserialize(part)
             except Exception as e:
-                failures.append(_member_failed(member, e))
+                failures.append(MemberFailed.wrapping(member, e))
                 errors.append(str(failures[-1]))
                 logger.debug("%s could not deserialize: %s", member.name, e)
         error = DeserializationError(
@@ -461,16 +461,6 @@ class ComboSerializationStrategy(SerializationStrategy):
         if failures:
             raise error from ExceptionGroup(f"{type(self).__name__} members", failures)
         raise error
-
-
-def _member_failed(member: SerializationStrategy, error: Exception) -> MemberFailed:
-    """``error`` of a combo's ``member`` as a ``MemberFailed`` caused by it."""
-    failed = MemberFailed(
-        f"{type(member).__name__}: {type(error).__name__}: {error}",
-        member=member.name,
-    )
-    failed.__cause__ = error
-    return failed
 
 
 def _excerpt(text: str, limit: int = 50) -> str:
