@@ -367,6 +367,55 @@ def test_objects_plain_pickle_would_name_in_main_go_by_value(main_class: type) -
     assert PICKLE.loads(PICKLE.dumps(thing)).n == 4
 
 
+def test_main_named_in_data_alone_stays_plain(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The string "__main__" in data that names no global is plain pickle: only a
+    body with a STACK_GLOBAL opcode can name a global of ``__main__``."""
+    import cloudpickle
+
+    calls: list[Any] = []
+    original = cloudpickle.dumps
+    monkeypatch.setattr(
+        cloudpickle, "dumps", lambda *a, **k: calls.append(a[0]) or original(*a, **k)
+    )
+    value = {"module": "__main__", "text": "__main__" * 50, "n": [1, 2.5]}
+    for encode in (PICKLE.dumps, PICKLE.dumps_frames, PICKLE.serialize):
+        encode(value)
+    assert calls == []
+    assert PICKLE.loads(PICKLE.dumps(value)) == value
+    assert pickle_body(PICKLE, value) == pickle.dumps(value, 5)
+
+
+def test_main_global_after_main_string_still_goes_by_value(main_class: type) -> None:
+    # "__main__" pickled first as data is memoized, so the global's module name is
+    # a memo reference; the string in the data still marks the body.
+    value = ["__main__", main_class(4)]
+    body = pickle_body(PICKLE, value)
+    assert b"cloudpickle" in body
+    out = PICKLE.loads(PICKLE.dumps(value))
+    assert out[0] == "__main__" and out[1].n == 4
+
+
+@given(st.text(max_size=40), st.binary(max_size=40))
+@SETTINGS
+def test_main_class_instances_go_by_value_whatever_the_data(
+    text: str, blob: bytes
+) -> None:
+    class Thing:
+        pass
+
+    Thing.__module__ = "__main__"
+    Thing.__qualname__ = "ThingForPickleTest"
+    main = sys.modules["__main__"]
+    main.ThingForPickleTest = Thing
+    try:
+        thing = Thing()
+        thing.data = (text, blob)  # type: ignore[attr-defined]
+        assert b"__main__" in pickle.dumps(thing, 5)
+        assert b"cloudpickle" in pickle_body(PICKLE, [text, thing, blob])
+    finally:
+        delattr(main, "ThingForPickleTest")
+
+
 def test_plain_data_never_touches_cloudpickle(monkeypatch: pytest.MonkeyPatch) -> None:
     import cloudpickle
 
