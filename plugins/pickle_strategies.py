@@ -134,9 +134,9 @@ def dumps(obj: Any) -> bytes:
 def dumps_frames(obj: Any) -> tuple[bytes, list[BufferLike]]:
     """The protocol 5 pickle of ``obj`` and its out-of-band buffers, as flat byte
     views of the buffers' own memory (``PickleBuffer.raw()``: no copy)."""
-    buffers: list[pickle.PickleBuffer] = []
     cp = _modules.get(_CLOUDPICKLE)
     if cp is None or not cp._PICKLE_BY_VALUE_MODULES:
+        buffers: list[pickle.PickleBuffer] = []
         try:
             if type(obj) is _FunctionType:
                 # Plain pickle sends a function by name or not at all, and a name
@@ -149,10 +149,21 @@ def dumps_frames(obj: Any) -> tuple[bytes, list[BufferLike]]:
             pass
         else:
             if body.find(_STACK_GLOBAL) < 0 or body.find(_MAIN) < 0:
-                return body, [b.raw() for b in buffers] if buffers else []
-        buffers.clear()
+                return body, list(map(_raw, buffers)) if buffers else []
+    return _by_value_frames(obj)
+
+
+def _by_value_frames(obj: Any) -> tuple[bytes, list[BufferLike]]:
+    """``dumps_frames`` by cloudpickle: what plain pickle refused or would name in
+    ``__main__``, and everything while a module is registered by value."""
+    buffers: list[pickle.PickleBuffer] = []
     body = _cloudpickle().dumps(obj, PROTOCOL, buffer_callback=buffers.append)
-    return body, [b.raw() for b in buffers]
+    return body, list(map(_raw, buffers))
+
+
+# PickleBuffer.raw as a function: map() applies it with no Python frame (a list
+# comprehension is a function call of its own in Python 3.11).
+_raw = pickle.PickleBuffer.raw
 
 
 class _PickleFamily(BytesStrategy):
@@ -259,7 +270,18 @@ class PickleData(_PickleFamily):
             return pickle.dumps(obj, PROTOCOL), []
         if kind in _TOP_LEVEL_BUFFERS:
             return _top_level_frames(obj, kind)
-        return dumps_frames(obj)
+        # dumps_frames(obj), inline: a Python frame is a tenth of a small message.
+        cp = _modules.get(_CLOUDPICKLE)
+        if kind is _FunctionType or (cp is not None and cp._PICKLE_BY_VALUE_MODULES):
+            return dumps_frames(obj)
+        buffers: list[pickle.PickleBuffer] = []
+        try:
+            body = pickle.dumps(obj, PROTOCOL, buffer_callback=buffers.append)
+        except Exception:
+            return _by_value_frames(obj)
+        if body.find(_STACK_GLOBAL) < 0 or body.find(_MAIN) < 0:
+            return body, list(map(_raw, buffers)) if buffers else buffers
+        return _by_value_frames(obj)
 
     def body_encoder(self) -> BodyEncoder:
         # As to_frames: a scalar is pickle.dumps(obj, PROTOCOL), with no buffers.
