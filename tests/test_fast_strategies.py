@@ -367,6 +367,30 @@ def test_objects_plain_pickle_would_name_in_main_go_by_value(main_class: type) -
     assert PICKLE.loads(PICKLE.dumps(thing)).n == 4
 
 
+def test_unrestricted_pickle_data_never_runs_the_restricted_unpickler(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The restricted unpickler's guarded array decode is for restricted instances
+    only: the default ``PickleData`` decodes with ``pickle.loads`` on every path."""
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("restricted_loads called for unrestricted PickleData")
+
+    monkeypatch.setattr(pickle_strategies, "restricted_loads", refuse)
+    value = {"a": np.arange(10.0), "b": np.arange(6).reshape(2, 3)[:, ::2], "c": "x"}
+    receiver = ComputeSerializer(strategy_code="cloudpickle", strategy_data="pickle")
+    for wire, decode in (
+        (PICKLE.dumps(value), receiver.loads),
+        (PICKLE.dumps_frames(value), receiver.loads_frames),
+        (PICKLE.serialize(value), receiver.deserialize),
+    ):
+        for _ in range(2):  # the general path, then the learned one
+            out = decode(wire)
+            assert out["c"] == "x"
+            assert np.array_equal(out["a"], value["a"])
+            assert np.array_equal(out["b"], value["b"])
+
+
 def test_main_named_in_data_alone_stays_plain(monkeypatch: pytest.MonkeyPatch) -> None:
     """The string "__main__" in data that names no global is plain pickle: only a
     body with a STACK_GLOBAL opcode can name a global of ``__main__``."""
