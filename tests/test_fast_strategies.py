@@ -419,6 +419,51 @@ def test_main_global_after_main_string_still_goes_by_value(main_class: type) -> 
     assert out[0] == "__main__" and out[1].n == 4
 
 
+class _ByName:
+    """Pickles as the global ``__main__.MAIN_SINGLETON`` (``__reduce__`` gives a
+    name)."""
+
+    def __reduce__(self) -> str:
+        return "MAIN_SINGLETON"
+
+
+def test_every_way_of_naming_a_main_global_goes_by_value(
+    main_class: type, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What the check looks for: the module name as the C pickler writes it.
+    def main_function(x: int) -> int:
+        return x + 1
+
+    main_function.__module__ = "__main__"
+    main_function.__qualname__ = "main_function"
+    single = _ByName()
+    monkeypatch.setattr(_ByName, "__module__", "__main__")
+    main = sys.modules["__main__"]
+    monkeypatch.setattr(main, "main_function", main_function, raising=False)
+    monkeypatch.setattr(main, "MAIN_SINGLETON", single, raising=False)
+    cases = {
+        "class": main_class,
+        "instance in a dict": {"k": main_class(3), "s": "text " * 100},
+        "function in a list": [1.5, main_function],
+        "reduce to a name": (single,),
+        "the name as data first": ["__main__", main_class(1), main_function],
+    }
+    import cloudpickle
+
+    calls: list[Any] = []
+    original = cloudpickle.dumps
+    monkeypatch.setattr(
+        cloudpickle, "dumps", lambda *a, **k: calls.append(a[0]) or original(*a, **k)
+    )
+    for name, value in cases.items():
+        assert b"\x8c\x08__main__" in pickle.dumps(value, 5), name
+        calls.clear()
+        for encode in (PICKLE.dumps, PICKLE.dumps_frames, PICKLE.serialize):
+            encode(value)
+        # (cloudpickle itself sends the reduce-to-a-name case by name.)
+        assert calls == [value] * 3, name
+
+
 @given(st.text(max_size=40), st.binary(max_size=40))
 @SETTINGS
 def test_main_class_instances_go_by_value_whatever_the_data(
