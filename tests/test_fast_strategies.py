@@ -447,6 +447,9 @@ def test_every_way_of_naming_a_main_global_goes_by_value(
         "function in a list": [1.5, main_function],
         "reduce to a name": (single,),
         "the name as data first": ["__main__", main_class(1), main_function],
+        # Bodies from 30 000 bytes on are searched by bytes.find, not the regex.
+        "in a large body": {"text": "main" * 20_000, "k": main_class(2)},
+        "at the end of a large body": [1.5] * 20_000 + [main_class(5)],
     }
     import cloudpickle
 
