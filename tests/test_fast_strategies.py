@@ -367,6 +367,127 @@ def test_objects_plain_pickle_would_name_in_main_go_by_value(main_class: type) -
     assert PICKLE.loads(PICKLE.dumps(thing)).n == 4
 
 
+def test_unrestricted_pickle_data_never_runs_the_restricted_unpickler(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The restricted unpickler's guarded array decode is for restricted instances
+    only: the default ``PickleData`` decodes with ``pickle.loads`` on every path."""
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("restricted_loads called for unrestricted PickleData")
+
+    monkeypatch.setattr(pickle_strategies, "restricted_loads", refuse)
+    value = {"a": np.arange(10.0), "b": np.arange(6).reshape(2, 3)[:, ::2], "c": "x"}
+    receiver = ComputeSerializer(strategy_code="cloudpickle", strategy_data="pickle")
+    for wire, decode in (
+        (PICKLE.dumps(value), receiver.loads),
+        (PICKLE.dumps_frames(value), receiver.loads_frames),
+        (PICKLE.serialize(value), receiver.deserialize),
+    ):
+        for _ in range(2):  # the general path, then the learned one
+            out = decode(wire)
+            assert out["c"] == "x"
+            assert np.array_equal(out["a"], value["a"])
+            assert np.array_equal(out["b"], value["b"])
+
+
+def test_main_named_in_data_alone_stays_plain(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The string "__main__" in data that names no global is plain pickle: only a
+    body with a STACK_GLOBAL opcode can name a global of ``__main__``."""
+    import cloudpickle
+
+    calls: list[Any] = []
+    original = cloudpickle.dumps
+    monkeypatch.setattr(
+        cloudpickle, "dumps", lambda *a, **k: calls.append(a[0]) or original(*a, **k)
+    )
+    value = {"module": "__main__", "text": "__main__" * 50, "n": [1, 2.5]}
+    for encode in (PICKLE.dumps, PICKLE.dumps_frames, PICKLE.serialize):
+        encode(value)
+    assert calls == []
+    assert PICKLE.loads(PICKLE.dumps(value)) == value
+    assert pickle_body(PICKLE, value) == pickle.dumps(value, 5)
+
+
+def test_main_global_after_main_string_still_goes_by_value(main_class: type) -> None:
+    # "__main__" pickled first as data is memoized, so the global's module name is
+    # a memo reference; the string in the data still marks the body.
+    value = ["__main__", main_class(4)]
+    body = pickle_body(PICKLE, value)
+    assert b"cloudpickle" in body
+    out = PICKLE.loads(PICKLE.dumps(value))
+    assert out[0] == "__main__" and out[1].n == 4
+
+
+class _ByName:
+    """Pickles as the global ``__main__.MAIN_SINGLETON`` (``__reduce__`` gives a
+    name)."""
+
+    def __reduce__(self) -> str:
+        return "MAIN_SINGLETON"
+
+
+def test_every_way_of_naming_a_main_global_goes_by_value(
+    main_class: type, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What the check looks for: the module name as the C pickler writes it.
+    def main_function(x: int) -> int:
+        return x + 1
+
+    main_function.__module__ = "__main__"
+    main_function.__qualname__ = "main_function"
+    single = _ByName()
+    monkeypatch.setattr(_ByName, "__module__", "__main__")
+    main = sys.modules["__main__"]
+    monkeypatch.setattr(main, "main_function", main_function, raising=False)
+    monkeypatch.setattr(main, "MAIN_SINGLETON", single, raising=False)
+    cases = {
+        "class": main_class,
+        "instance in a dict": {"k": main_class(3), "s": "text " * 100},
+        "function in a list": [1.5, main_function],
+        "reduce to a name": (single,),
+        "the name as data first": ["__main__", main_class(1), main_function],
+        # Bodies from 30 000 bytes on are searched by bytes.find, not the regex.
+        "in a large body": {"text": "main" * 20_000, "k": main_class(2)},
+        "at the end of a large body": [1.5] * 20_000 + [main_class(5)],
+    }
+    import cloudpickle
+
+    calls: list[Any] = []
+    original = cloudpickle.dumps
+    monkeypatch.setattr(
+        cloudpickle, "dumps", lambda *a, **k: calls.append(a[0]) or original(*a, **k)
+    )
+    for name, value in cases.items():
+        assert b"\x8c\x08__main__" in pickle.dumps(value, 5), name
+        calls.clear()
+        for encode in (PICKLE.dumps, PICKLE.dumps_frames, PICKLE.serialize):
+            encode(value)
+        # (cloudpickle itself sends the reduce-to-a-name case by name.)
+        assert calls == [value] * 3, name
+
+
+@given(st.text(max_size=40), st.binary(max_size=40))
+@SETTINGS
+def test_main_class_instances_go_by_value_whatever_the_data(
+    text: str, blob: bytes
+) -> None:
+    class Thing:
+        pass
+
+    Thing.__module__ = "__main__"
+    Thing.__qualname__ = "ThingForPickleTest"
+    main = sys.modules["__main__"]
+    main.ThingForPickleTest = Thing
+    try:
+        thing = Thing()
+        thing.data = (text, blob)  # type: ignore[attr-defined]
+        assert b"__main__" in pickle.dumps(thing, 5)
+        assert b"cloudpickle" in pickle_body(PICKLE, [text, thing, blob])
+    finally:
+        delattr(main, "ThingForPickleTest")
+
+
 def test_plain_data_never_touches_cloudpickle(monkeypatch: pytest.MonkeyPatch) -> None:
     import cloudpickle
 
