@@ -16,6 +16,8 @@ from freight.serialize import (
     StrategyRegistry,
 )
 from freight.serialize import identifiers as identifiers_module
+from freight.serialize.codecs import ENTRY_POINT_GROUP as CODEC_GROUP
+from freight.serialize.codecs import CodecRegistry
 from freight.serialize.identifiers import check_allocation, identifier_range
 
 BROKEN_IMPORT = "raise ImportError('this plugin needs a module that is missing')\n"
@@ -323,3 +325,168 @@ def test_every_builtin_follows_the_policy():
             assert identifier_range(rec.identifier) in ("reference", "builtin"), rec
         else:
             assert identifier_range(rec.identifier) == "third-party", rec
+
+
+# -- frame codecs load by the same rules (one mechanism: plugin_loading) -------------
+
+CODEC_PLUGIN = """
+import zlib
+
+from freight.serialize import hookimpl
+from freight.serialize.codecs import FrameCodec
+
+
+class {class_name}(FrameCodec):
+    codec_id = {codec_id}
+    name = "{name}"
+
+    def compress(self, data, level=None):
+        return zlib.compress(data)
+
+    def decompress(self, data, size):
+        return zlib.decompress(data)
+
+
+@hookimpl
+def freight_codecs():
+    return [{class_name}]
+"""
+
+BROKEN_CODEC_HOOK = """
+from freight.serialize import hookimpl
+
+@hookimpl
+def freight_codecs():
+    raise RuntimeError("codec hook exploded")
+"""
+
+
+def install_codec(fake_dists, dist: str, ep_name: str, codec_id: int) -> None:
+    source = CODEC_PLUGIN.format(
+        class_name=f"Codec{codec_id}", codec_id=codec_id, name=ep_name
+    )
+    fake_dists(
+        dist, "1.0", f"{dist}_mod", ep_name=ep_name, group=CODEC_GROUP, source=source
+    )
+
+
+def _install_two_codecs(fake_dists) -> None:
+    install_codec(fake_dists, "freight_ca", "ca", 201)
+    install_codec(fake_dists, "freight_cb", "cb", 202)
+
+
+def test_codecs_obey_the_allow_list_with_autoload_disabled(fake_dists, monkeypatch):
+    # The strategies' precedence: a codec plugin named in FREIGHT_PLUGINS loads
+    # even with autoloading disabled; the other third parties stay off.
+    _install_two_codecs(fake_dists)
+    monkeypatch.setenv("FREIGHT_DISABLE_PLUGIN_AUTOLOAD", "1")
+    monkeypatch.setenv("FREIGHT_PLUGINS", "cb")
+    registry = CodecRegistry()
+
+    statuses = {s.name: s for s in registry.plugin_statuses()}
+    assert statuses["cb"].state == "loaded"
+    assert registry.by_id(202) is not None
+    assert statuses["ca"].state == "skipped"
+    assert "FREIGHT_PLUGINS" in statuses["ca"].reason
+    assert registry.by_id(201) is None
+    assert statuses["zstd"].state == "loaded"  # built-ins are not subject to it
+
+
+def test_codecs_autoload_disabled_skips_third_parties(fake_dists, monkeypatch):
+    _install_two_codecs(fake_dists)
+    monkeypatch.setenv("FREIGHT_DISABLE_PLUGIN_AUTOLOAD", "1")
+    registry = CodecRegistry()
+
+    statuses = {s.name: s for s in registry.plugin_statuses()}
+    for name in ("ca", "cb"):
+        assert statuses[name].state == "skipped"
+        assert "FREIGHT_DISABLE_PLUGIN_AUTOLOAD" in statuses[name].reason
+    assert registry.by_id(201) is None
+    assert registry.by_id(1) is not None
+
+
+def test_codecs_block_list_wins_over_the_allow_list(fake_dists, monkeypatch):
+    _install_two_codecs(fake_dists)
+    monkeypatch.setenv("FREIGHT_PLUGINS", "ca,cb")
+    monkeypatch.setenv("FREIGHT_BLOCK_PLUGINS", "cb,zstd")
+    registry = CodecRegistry()
+
+    statuses = {s.name: s for s in registry.plugin_statuses()}
+    assert statuses["ca"].state == "loaded"
+    assert statuses["cb"].state == "blocked"
+    assert statuses["zstd"].state == "blocked"
+    assert registry.by_id(202) is None
+    assert registry.by_id(1) is None
+
+
+def test_a_codec_name_in_the_allow_list_that_is_not_installed_is_reported(
+    fake_dists, monkeypatch, caplog
+):
+    _install_two_codecs(fake_dists)
+    monkeypatch.setenv("FREIGHT_PLUGINS", "cb,brotli")
+    registry = CodecRegistry()
+
+    with caplog.at_level(logging.WARNING, logger="freight.serialize.registry"):
+        statuses = {s.name: s for s in registry.plugin_statuses()}
+
+    assert statuses["brotli"].state == "failed"
+    assert "FREIGHT_PLUGINS" in statuses["brotli"].reason
+    (record,) = [r for r in caplog.records if "'brotli'" in r.getMessage()]
+    assert record.name == "freight.serialize.registry"
+    assert statuses["cb"].state == "loaded"
+
+    monkeypatch.setenv("FREIGHT_STRICT_PLUGINS", "1")
+    with pytest.raises(PluginError, match=r"'brotli'.*no 'freight\.codecs' entry"):
+        CodecRegistry().load()
+
+
+def test_a_name_installed_in_the_other_group_is_not_reported_missing(
+    fake_dists, monkeypatch
+):
+    # FREIGHT_PLUGINS names plugins of both groups: a strategy plugin's name is
+    # not "missing" for the codec registry, nor a codec plugin's for strategies.
+    install_codec(fake_dists, "freight_cb", "cb", 202)
+    install(
+        fake_dists, "freight_b", "bb", class_name="Sbb", identifier="B1\n", name="bb"
+    )
+    monkeypatch.setenv("FREIGHT_PLUGINS", "bb,cb")
+    monkeypatch.setenv("FREIGHT_STRICT_PLUGINS", "1")
+
+    codecs = CodecRegistry()
+    strategies = StrategyRegistry()
+
+    assert {s.name: s.state for s in codecs.plugin_statuses()}.get("bb") is None
+    assert codecs.by_id(202) is not None
+    assert {s.name: s.state for s in strategies.plugin_statuses()}.get("cb") is None
+    assert strategies.by_identifier("B1\n") is not None
+
+
+def test_a_broken_codec_plugin_is_logged_on_the_registry_logger(fake_dists, caplog):
+    fake_dists(
+        "freight_cbroken",
+        "1.0",
+        "freight_cbroken_mod",
+        ep_name="cbroken",
+        group=CODEC_GROUP,
+        source=BROKEN_CODEC_HOOK,
+    )
+    registry = CodecRegistry(settings=PluginSettings())
+
+    with caplog.at_level(logging.WARNING, logger="freight.serialize.registry"):
+        statuses = {s.name: s for s in registry.plugin_statuses()}
+
+    broken = statuses["cbroken"]
+    assert broken.state == "failed"
+    assert broken.distribution == "freight_cbroken 1.0"
+    assert "exploded" in broken.reason
+    assert "Traceback" in broken.traceback
+    (record,) = [r for r in caplog.records if "'cbroken'" in r.getMessage()]
+    assert record.name == "freight.serialize.registry"
+    assert record.levelno == logging.WARNING
+    assert record.exc_info is not None
+    assert registry.by_id(1) is not None  # the others keep working
+
+    strict = CodecRegistry(settings=PluginSettings(strict=True))
+    with pytest.raises(PluginError, match=r"'cbroken'.*freight_cbroken 1\.0") as info:
+        strict.load()
+    assert isinstance(info.value.__cause__, RuntimeError)
