@@ -40,10 +40,10 @@ import inspect
 import logging
 import struct
 import threading
-import traceback
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
 
 from freight.serialize import binary
@@ -53,21 +53,12 @@ from freight.serialize.errors import (
     SerdeError,
     SerializationError,
 )
-from freight.serialize.hookspecs import PROJECT_NAME, hookspec
-from freight.serialize.identifiers import BUILTIN_DISTRIBUTION
+from freight.serialize.hookspecs import hookspec
 from freight.serialize.limits import Limits
-from freight.serialize.registry import (
-    PluginError,
-    PluginInfo,
-    PluginSettings,
-    PluginState,
-    PluginStatus,
-)
+from freight.serialize.plugin_loading import PluginError, PluginRegistry, PluginStatus
 
 if TYPE_CHECKING:
-    from importlib.metadata import EntryPoint
-
-    import pluggy
+    from freight.serialize.plugin_loading import PluginInfo, PluginSettings
 
 __all__ = [
     "CODEC_NONE",
@@ -211,13 +202,21 @@ class FrameCodecs:
 # -- the registry ---------------------------------------------------------------------
 
 
-class CodecRegistry:
+class CodecRegistry(PluginRegistry[FrameCodec]):
     """The frame codecs known to a process, by id and by name.
 
-    Reads ``entry_point_group`` once, lazily, as ``StrategyRegistry`` does, under
-    the same ``PluginSettings`` (``FREIGHT_*`` variables); ``None`` makes a registry
-    holding only what ``register_plugin`` adds.
+    Loading is ``StrategyRegistry``'s own code (``PluginRegistry``): the
+    ``entry_point_group`` read once, lazily, built-ins first, under the same
+    ``PluginSettings`` (``FREIGHT_*`` variables, same precedence), with the same
+    statuses, warnings (logger ``freight.serialize.registry``), strict mode and
+    report of names in ``FREIGHT_PLUGINS`` that are not installed.
+    ``entry_point_group=None`` makes a registry holding only what
+    ``register_plugin`` adds, which returns the *available* codecs it added.
     """
+
+    kind = "codec plugin"
+    hook_name = "freight_codecs"
+    provides = "FrameCodec classes"
 
     def __init__(
         self,
@@ -225,126 +224,37 @@ class CodecRegistry:
         entry_point_group: str | None = ENTRY_POINT_GROUP,
         settings: PluginSettings | None = None,
     ) -> None:
-        self.entry_point_group = entry_point_group
-        self._settings = settings
+        super().__init__(entry_point_group=entry_point_group, settings=settings)
         self._by_id: dict[int, FrameCodec] = {}
         self._by_name: dict[str, FrameCodec] = {}
         self._origin: dict[int, PluginInfo] = {}
-        self._plugins: dict[str, list[FrameCodec]] = {}
         #: Codecs whose library is missing: id -> (name, reason, plugin name).
         self._unavailable: dict[int, tuple[str, str, str]] = {}
-        self._statuses: dict[str, PluginStatus] = {}
-        self._pm: pluggy.PluginManager | None = None
-        self._loaded = entry_point_group is None
-        self._lock = threading.RLock()
 
-    def load(self) -> None:
-        """Read the entry-point group and register its plugins, once (built-ins
-        first).  A failing plugin is logged and skipped, or raises ``PluginError``
-        in strict mode; an unavailable codec is recorded and skipped."""
-        if self._loaded:
-            return
-        with self._lock:
-            if self._loaded:
-                return
-            from importlib.metadata import entry_points
+    def _hookspecs(self) -> ModuleType | type:
+        return _Hookspecs
 
-            assert self.entry_point_group is not None
-            settings = self._settings or PluginSettings.from_env()
-            found = entry_points(group=self.entry_point_group)
-            for ep in sorted(found, key=lambda e: (not _is_builtin(e), e.name)):
-                if ep.name not in self._plugins:
-                    self._load_entry_point(ep, settings)
-            self._loaded = True
-
-    def _load_entry_point(self, ep: EntryPoint, settings: PluginSettings) -> None:
-        builtin = _is_builtin(ep)
-        dist = f"{ep.dist.name} {ep.dist.version}" if ep.dist else None
-        skip = None
-        if ep.name in settings.block:
-            skip = "named in FREIGHT_BLOCK_PLUGINS"
-        elif not builtin and not settings.autoload:
-            skip = "FREIGHT_DISABLE_PLUGIN_AUTOLOAD is set"
-        elif (
-            not builtin and settings.allow is not None and ep.name not in settings.allow
-        ):
-            skip = "not named in FREIGHT_PLUGINS"
-        if skip:
-            blocked = ep.name in settings.block
-            self._statuses[ep.name] = PluginStatus(
-                ep.name, dist, "blocked" if blocked else "skipped", skip
-            )
-            return
-        try:
-            self._register(ep.load(), PluginInfo(ep.name, dist), builtin)
-        except Exception as e:
-            if settings.strict:
-                raise PluginError(
-                    f"codec plugin {ep.name!r} ({dist}) failed to load: {e}"
-                    " (FREIGHT_STRICT_PLUGINS is set)"
-                ) from e
-            logger.warning(
-                "freight codec plugin %r (%s) failed to load and was skipped: %s",
-                ep.name,
-                dist,
-                e,
-                exc_info=True,
-            )
-            self._statuses[ep.name] = PluginStatus(
-                ep.name,
-                dist,
-                "failed",
-                f"{type(e).__name__}: {e}",
-                traceback.format_exc(),
-            )
-
-    def register_plugin(
-        self, plugin: object, name: str | None = None
-    ) -> list[FrameCodec]:
-        """Register ``plugin``'s codecs at run time (all or nothing); returns the
-        available ones.  ``PluginError`` on a conflict or a bad codec class."""
-        self.load()
-        name = name or getattr(plugin, "__name__", None) or repr(plugin)
-        with self._lock:
-            return self._register(plugin, PluginInfo(name), builtin=None)
-
-    def unregister_plugin(self, name: str) -> None:
-        """Forget the plugin registered as ``name`` and its codecs."""
-        with self._lock:
-            if name not in self._plugins:
-                raise PluginError(f"no codec plugin named {name!r} is registered")
-            for codec in self._plugins.pop(name):
-                self._by_id.pop(codec.codec_id, None)
-                self._by_name.pop(codec.name, None)
-                self._origin.pop(codec.codec_id, None)
-            for cid, (_, _, plugin) in list(self._unavailable.items()):
-                if plugin == name:
-                    del self._unavailable[cid]
-            self._statuses.pop(name, None)
-            self._plugin_manager().unregister(name=name)
-
-    def _plugin_manager(self) -> pluggy.PluginManager:
-        if self._pm is None:
-            import pluggy
-
-            self._pm = pluggy.PluginManager(PROJECT_NAME)
-            self._pm.add_hookspecs(_Hookspecs)
-        return self._pm
-
-    def _register(
-        self, plugin: object, info: PluginInfo, builtin: bool | None
-    ) -> list[FrameCodec]:
-        if info.name in self._plugins:
-            raise PluginError(
-                f"a codec plugin named {info.name!r} is already registered"
-            )
-        pm = self._plugin_manager()
-        pm.register(plugin, name=info.name)
-        try:
-            codecs, missing = self._collect(plugin, info, builtin)
-        except BaseException:
-            pm.unregister(plugin)
-            raise
+    def _accept(
+        self, provided: list[object], info: PluginInfo, builtin: bool | None
+    ) -> tuple[list[FrameCodec], PluginStatus]:
+        """Check and instantiate ``provided``; a codec whose constructor raises
+        ``ImportError`` is recorded as unavailable.  A plugin all of whose codecs
+        are unavailable is ``skipped``."""
+        codecs: list[FrameCodec] = []
+        missing: dict[int, tuple[str, str]] = {}
+        for cls in provided:
+            cls = self._check_class(cls, info, builtin, codecs)
+            try:
+                codecs.append(cls())
+            except ImportError as e:
+                wanted = ", ".join(cls.libraries) or "its library"
+                missing[cls.codec_id] = (
+                    cls.name,
+                    f"{wanted} is not installed ({e}); pip install"
+                    " 'freight[compress]' or the codec's own distribution",
+                )
+            except Exception as e:
+                raise PluginError(f"{info}: {cls.__name__}() failed: {e}") from e
         for codec in codecs:
             self._by_id[codec.codec_id] = codec
             self._by_name[codec.name] = codec
@@ -352,51 +262,26 @@ class CodecRegistry:
         for cid, (cname, reason) in missing.items():
             self._unavailable[cid] = (cname, reason, info.name)
             logger.debug("freight codec %r is unavailable: %s", cname, reason)
-        self._plugins[info.name] = codecs
-        state: PluginState
-        if codecs or not missing:
-            state, reason = "loaded", ""
-        else:
-            state = "skipped"
+        reason = ""
+        if missing and not codecs:
             reason = "; ".join(f"{n}: {r}" for n, r in missing.values())
-        self._statuses[info.name] = PluginStatus(
+        status = PluginStatus(
             info.name,
             info.distribution,
-            state,
+            "skipped" if reason else "loaded",
             reason,
             identifiers=tuple(c.name for c in codecs),
         )
-        return codecs
+        return codecs, status
 
-    def _collect(
-        self, plugin: object, info: PluginInfo, builtin: bool | None
-    ) -> tuple[list[FrameCodec], dict[int, tuple[str, str]]]:
-        """Call ``plugin``'s hook and check what it returns, registering nothing."""
-        codecs: list[FrameCodec] = []
-        missing: dict[int, tuple[str, str]] = {}
-        for impl in self._plugin_manager().hook.freight_codecs.get_hookimpls():
-            if impl.plugin is not plugin:
-                continue
-            provided = impl.function()
-            if provided is not None and not isinstance(provided, Iterable):
-                raise PluginError(
-                    f"{info}: freight_codecs() must return an iterable of FrameCodec"
-                    f" classes, got {type(provided).__name__}"
-                )
-            for cls in provided or ():
-                self._check_class(cls, info, builtin, codecs)
-                try:
-                    codecs.append(cls())
-                except ImportError as e:
-                    wanted = ", ".join(cls.libraries) or "its library"
-                    missing[cls.codec_id] = (
-                        cls.name,
-                        f"{wanted} is not installed ({e}); pip install"
-                        " 'freight[compress]' or the codec's own distribution",
-                    )
-                except Exception as e:
-                    raise PluginError(f"{info}: {cls.__name__}() failed: {e}") from e
-        return codecs, missing
+    def _forget(self, name: str, records: list[FrameCodec]) -> None:
+        for codec in records:
+            self._by_id.pop(codec.codec_id, None)
+            self._by_name.pop(codec.name, None)
+            self._origin.pop(codec.codec_id, None)
+        for cid, (_, _, plugin) in list(self._unavailable.items()):
+            if plugin == name:
+                del self._unavailable[cid]
 
     def _check_class(
         self,
@@ -404,7 +289,10 @@ class CodecRegistry:
         info: PluginInfo,
         builtin: bool | None,
         pending: list[FrameCodec],
-    ) -> None:
+    ) -> type[FrameCodec]:
+        """``cls``, if it is a concrete ``FrameCodec`` with a valid id and name in
+        the range ``builtin`` allows and clashing with no codec registered or
+        ``pending``; ``PluginError`` naming both sides otherwise."""
         if not (inspect.isclass(cls) and issubclass(cls, FrameCodec)):
             raise PluginError(
                 f"{info} returned {cls!r}, which is not a FrameCodec subclass"
@@ -437,6 +325,7 @@ class CodecRegistry:
                     f"{what} is claimed twice: by {type(other).__name__} from"
                     f" {origin} and by {cls.__name__} from {info}"
                 )
+        return cls
 
     # -- lookup -------------------------------------------------------------------
 
@@ -474,21 +363,10 @@ class CodecRegistry:
         known = ", ".join(sorted(self._by_name)) or "none"
         raise SerdeError(f"no frame codec is named {value!r}; available: {known}")
 
-    def plugin_statuses(self) -> list[PluginStatus]:
-        """Every codec plugin seen, with its fate."""
-        self.load()
-        return list(self._statuses.values())
-
     def __iter__(self) -> Iterator[FrameCodec]:
         """The available codecs, by id."""
         self.load()
         return iter(sorted(self._by_id.values(), key=lambda c: c.codec_id))
-
-
-def _is_builtin(ep: EntryPoint) -> bool:
-    if ep.dist is None:
-        return False
-    return ep.dist.name.lower().replace("_", "-") == BUILTIN_DISTRIBUTION
 
 
 _default: CodecRegistry | None = None
