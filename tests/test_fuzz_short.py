@@ -119,3 +119,28 @@ def test_the_mutator_reaches_the_decoders() -> None:
         _, frames = cases.read_case(cases.mutate(rng.choice(seeds), rng, 1 << 16))
         outcomes.add(targets.decode_message(serde, 0, frames)[0])
     assert outcomes == {"ok", "error"}
+
+
+def test_the_atheris_runner_runs_a_target(tmp_path: Path) -> None:
+    # The long run's wiring (libFuzzer, the custom mutator's size contract, the
+    # checks), without coverage instrumentation so that it starts in seconds.
+    pytest.importorskip("atheris")
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(FUZZ_DIR / "run.py"),
+            "fuzz",
+            "binary",
+            "--runs",
+            "300",
+            "--no-instrument",
+            "--",
+            "-seed=1",
+            f"-artifact_prefix={tmp_path}/",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Done 300 runs" in result.stderr

@@ -125,7 +125,8 @@ def fuzz(args: argparse.Namespace) -> None:
     # freight is installed editable (a meta-path finder atheris's import hook
     # does not see), so instrument everything loaded instead: freight, the
     # stdlib's json, pickle and base64, msgpack's fallback, numpy's Python.
-    atheris.instrument_all()
+    if args.instrument:
+        atheris.instrument_all()
     target = _with_checks(t.make_target(args.target), args.memory == "tracemalloc")
     seeds = t.seeds_for(args.target)
 
@@ -142,7 +143,8 @@ def fuzz(args: argparse.Namespace) -> None:
         argv.append(f"-max_total_time={args.seconds}")
     if args.runs:
         argv.append(f"-runs={args.runs}")
-    argv += ["-max_len=65536", "-timeout=20", "-rss_limit_mb=3072", *args.libfuzzer]
+    argv += ["-max_len=65536", "-timeout=20", "-rss_limit_mb=3072"]
+    argv += ["-report_slow_units=2", *args.libfuzzer]  # saves slow-unit-* files
     if args.corpus:
         argv.append(args.corpus)
     atheris.Setup(argv, target, custom_mutator=custom_mutator)
@@ -185,6 +187,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=int, default=0)
     p.add_argument("--corpus", default="")
     p.add_argument("--memory", choices=["tracemalloc", "off"], default="tracemalloc")
+    p.add_argument(
+        "--no-instrument",
+        dest="instrument",
+        action="store_false",
+        help="no Python coverage (a smoke test of the wiring: starts in seconds)",
+    )
     p.add_argument("libfuzzer", nargs="*", help="after --: libFuzzer flags")
     p = sub.add_parser("short")
     p.add_argument("target")

@@ -51,6 +51,7 @@ import math
 import os
 import types
 import uuid
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pickle import PickleBuffer
@@ -74,6 +75,7 @@ from freight.serialize import (
     SerdeError,
     StrategyRegistry,
     TextStrategy,
+    VersionMismatchWarning,
     binary,
     fastpath,
     hookimpl,
@@ -461,7 +463,10 @@ def decode(call: Callable[[], Any]) -> tuple[str, Any]:
     """``("ok", result)`` or ``("error", message)``; anything but a
     ``SerdeError`` propagates (but ``KNOWN_ESCAPES``, unless strict)."""
     try:
-        return "ok", call()
+        with warnings.catch_warnings():
+            # Messages stamped with another Python warn on every decode.
+            warnings.simplefilter("ignore", VersionMismatchWarning)
+            return "ok", call()
     except SerdeError as error:
         check_error(error)
         return "error", str(error)
