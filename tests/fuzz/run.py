@@ -50,7 +50,9 @@ def _with_checks(
     unraisable: list[str] = []
 
     def hook(info: sys.UnraisableHookArgs) -> None:
-        unraisable.append(f"{info.exc_type.__name__}: {info.exc_value}")
+        unraisable.append(
+            f"{getattr(info.exc_type, '__name__', '?')}: {info.exc_value}"
+        )
 
     sys.unraisablehook = hook
     if memory and not tracemalloc.is_tracing():
