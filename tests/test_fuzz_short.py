@@ -48,6 +48,10 @@ REGRESSIONS: dict[str, tuple[str, str]] = {
         "pickle",
         "restricted pickle allocates what a BYTEARRAY8 length says",
     ),
+    "pickle-binbytes-length-allocation": (
+        "pickle",
+        "restricted pickle allocates what a BINBYTES length says",
+    ),
 }
 
 

@@ -41,7 +41,7 @@ def _targets():  # type: ignore[no-untyped-def]
 
 
 def _with_checks(
-    target: Callable[[bytes], None], memory: bool
+    target: Callable[[bytes], None], memory: bool, name: str = ""
 ) -> Callable[[bytes], None]:
     """``target`` that also fails when a call reports an unraisable exception
     (``sys.unraisablehook``: an error in a destructor, say), and with ``memory``
@@ -68,7 +68,7 @@ def _with_checks(
             raise t.Finding(f"unraisable exceptions during the decode: {unraisable}")
         if memory:
             peak = tracemalloc.get_traced_memory()[1] - base
-            if peak > t.memory_bound(data) and not t.known_memory(data):
+            if peak > t.memory_bound(data) and not t.known_memory(name, data):
                 raise t.Finding(
                     f"peak traced memory {peak} bytes for a {len(data)}-byte input"
                     f" (bound {t.memory_bound(data)})"
@@ -91,7 +91,7 @@ def short_run(
     from fuzz import cases
 
     t = _targets()
-    target = _with_checks(t.make_target(name), memory)
+    target = _with_checks(t.make_target(name), memory, name)
     seeds = t.seeds_for(name)
     rng = random.Random(seed)
     pool = list(seeds)
@@ -138,7 +138,8 @@ def fuzz(args: argparse.Namespace) -> None:
     # stdlib's json, pickle and base64, msgpack's fallback, numpy's Python.
     if args.instrument:
         atheris.instrument_all()
-    target = _with_checks(t.make_target(args.target), args.memory == "tracemalloc")
+    memory = args.memory == "tracemalloc"
+    target = _with_checks(t.make_target(args.target), memory, args.target)
     seeds = t.seeds_for(args.target)
 
     def custom_mutator(data: bytes, max_size: int, seed: int) -> bytes:
@@ -171,7 +172,7 @@ def replay(name: str, files: list[str]) -> int:
     for file in files:
         which, _, file = file.rpartition("=") if "=" in file else (name, "", file)
         if which not in made:
-            made[which] = _with_checks(t.make_target(which), True)
+            made[which] = _with_checks(t.make_target(which), True, which)
         target = made[which]
         data = Path(file).read_bytes()
         start = time.perf_counter()
