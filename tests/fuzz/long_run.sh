@@ -18,7 +18,7 @@ for t in "${TARGETS[@]}"; do
   while [ "$(date +%s)" -lt "$end" ]; do
     left=$(( end - $(date +%s) ))
     [ "$left" -lt 30 ] && break
-    "$PY" "$HERE/run.py" fuzz "$t" --seconds "$left" --corpus "$OUT/corpus/$t" \
+    FREIGHT_FUZZ_KNOWN_DIR="$OUT/artifacts/$t" "$PY" "$HERE/run.py" fuzz "$t" --seconds "$left" --corpus "$OUT/corpus/$t" \
       -- "-artifact_prefix=$OUT/artifacts/$t/" -print_final_stats=1 \
       >>"$OUT/$t.log" 2>&1
     echo "== $t exited $? at $(date +%T)" >>"$OUT/$t.log"

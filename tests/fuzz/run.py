@@ -59,6 +59,7 @@ def _with_checks(
         tracemalloc.start()
 
     def checked(data: bytes) -> None:
+        t.CURRENT_INPUT[0] = data
         unraisable.clear()
         if memory:
             tracemalloc.reset_peak()
@@ -229,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         runs = short_run(args.target, args.iterations, args.seed, report_every=1000)
         print(f"{args.target}: {runs} inputs, {time.perf_counter() - start:.2f} s")
+        print(f"known defects hit: {dict(_targets().KNOWN_HITS)}")
     else:
         return 1 if replay(args.target, args.files) else 0
     return 0

@@ -409,6 +409,26 @@ KNOWN_DEFECTS: dict[str, Callable[[SerdeError, BaseException], bool]] = {
     ),
 }
 STRICT = os.environ.get("FREIGHT_FUZZ_STRICT", "") not in ("", "0")
+#: Where the first inputs that hit each known defect are saved
+#: (``known-<defect>-<n>``), when set: how a run shows that it still finds them.
+KNOWN_DIR = os.environ.get("FREIGHT_FUZZ_KNOWN_DIR", "")
+#: How often each known defect was hit in this process.
+KNOWN_HITS: collections.Counter[str] = collections.Counter()
+#: The input being decoded (set by the runners), for ``KNOWN_DIR``.
+CURRENT_INPUT = [b""]
+
+
+def skip_known(defect: str) -> bool:
+    """Whether to skip a hit of the known ``defect`` (not when strict); counts
+    it, and saves the first three inputs under ``KNOWN_DIR``."""
+    if STRICT:
+        return False
+    KNOWN_HITS[defect] += 1
+    if KNOWN_DIR and KNOWN_HITS[defect] <= 3:
+        path = os.path.join(KNOWN_DIR, f"known-{defect}-{KNOWN_HITS[defect]}")
+        with open(path, "wb") as file:
+            file.write(CURRENT_INPUT[0])
+    return True
 
 
 def check_error(error: SerdeError) -> None:
@@ -419,10 +439,9 @@ def check_error(error: SerdeError) -> None:
     while cause is not None and id(cause) not in seen:
         seen.add(id(cause))
         if isinstance(cause, SystemError | MemoryError | RecursionError):
-            if not STRICT and any(
-                known(error, cause) for known in KNOWN_DEFECTS.values()
-            ):
-                return
+            for defect, known in KNOWN_DEFECTS.items():
+                if known(error, cause) and skip_known(defect):
+                    return
         if isinstance(cause, SystemError | MemoryError):
             raise Finding(f"{type(cause).__name__} under {error!r}") from error
         if isinstance(cause, RecursionError) and "max_depth" not in str(error):
@@ -451,11 +470,11 @@ def known_memory(target: str, data: bytes) -> bool:
     what a BINBYTES, BINBYTES8 or BYTEARRAY8 length or a LONG_BINPUT index says
     before reading (``pickle-binbytes-length-allocation``), and allowed
     constructors (``bytes``, ``list``, ``numpy.ndarray`` ...) take sizes."""
-    if STRICT:
-        return False
     if target == "pickle":
-        return True
-    return data.count(b"\xc7\x05Fb") + data.count(b"\xc7\x05Fa") > 1
+        return skip_known("pickle-length-allocation")
+    if data.count(b"\xc7\x05Fb") + data.count(b"\xc7\x05Fa") > 1:
+        return skip_known("msgpack-oob-buffer-copied-per-reference")
+    return False
 
 
 def known_unraisable(messages: list[str]) -> bool:
@@ -463,7 +482,9 @@ def known_unraisable(messages: list[str]) -> bool:
     CPython 3.11's file-reading unpickler, asked for a BYTEARRAY8 it cannot
     allocate, frees a bytearray with an exported buffer (the restricted
     unpickler reads from a file; ``pickle-length-allocation``)."""
-    return not STRICT and all("has exported buffers" in m for m in messages)
+    if all("has exported buffers" in m for m in messages):
+        return skip_known("pickle-length-allocation")
+    return False
 
 
 def _raised_in(error: BaseException, function: str) -> bool:
@@ -487,8 +508,9 @@ def decode(call: Callable[[], Any]) -> tuple[str, Any]:
         check_error(error)
         return "error", str(error)
     except Exception as error:
-        if not STRICT and any(k(error) for k in KNOWN_ESCAPES.values()):
-            return "error", f"known: {type(error).__name__}"
+        for defect, known in KNOWN_ESCAPES.items():
+            if known(error) and skip_known(defect):
+                return "error", f"known: {type(error).__name__}"
         raise
 
 
@@ -509,7 +531,9 @@ def check_depth(value: Any, limit: int) -> None:
         else:
             continue
         if depth > limit:
-            if not STRICT and (in_key or (limit == 1000 and depth <= 1024)):
+            if in_key and skip_known("msgpack-max-depth-map-key"):
+                continue
+            if limit == 1000 and depth <= 1024 and skip_known("msgpack-depth-1024"):
                 continue
             raise Finding(f"a decoded value nests deeper than max_depth={limit}")
 
