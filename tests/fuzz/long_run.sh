@@ -14,11 +14,12 @@ mkdir -p "$OUT"
 "$PY" "$HERE/run.py" seeds "$OUT/corpus" "${TARGETS[@]}"
 for t in "${TARGETS[@]}"; do
   mkdir -p "$OUT/artifacts/$t"
+  vm=0; [ "$t" = pickle ] && vm=2048  # see run.py --max-vm-mb
   end=$(( $(date +%s) + PER ))
   while [ "$(date +%s)" -lt "$end" ]; do
     left=$(( end - $(date +%s) ))
     [ "$left" -lt 30 ] && break
-    FREIGHT_FUZZ_KNOWN_DIR="$OUT/artifacts/$t" "$PY" "$HERE/run.py" fuzz "$t" --seconds "$left" --corpus "$OUT/corpus/$t" \
+    FREIGHT_FUZZ_KNOWN_DIR="$OUT/artifacts/$t" "$PY" "$HERE/run.py" fuzz "$t" --seconds "$left" --max-vm-mb "$vm" --corpus "$OUT/corpus/$t" \
       -- "-artifact_prefix=$OUT/artifacts/$t/" -print_final_stats=1 \
       >>"$OUT/$t.log" 2>&1
     echo "== $t exited $? at $(date +%T)" >>"$OUT/$t.log"

@@ -151,6 +151,14 @@ def fuzz(args: argparse.Namespace) -> None:
             data, rng, max_size, seeds=seeds, bytes_mutator=atheris.Mutate
         )[:max_size]
 
+    if args.max_vm_mb:
+        # Allocations past this fail (MemoryError) instead of growing the
+        # process: for the pickle target, whose known defects allocate whatever
+        # a length in the input says (libFuzzer's -rss_limit_mb would stop it).
+        import resource
+
+        limit = args.max_vm_mb << 20
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     argv = [sys.argv[0]]
     if args.seconds:
         argv.append(f"-max_total_time={args.seconds}")
@@ -200,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=int, default=0)
     p.add_argument("--corpus", default="")
     p.add_argument("--memory", choices=["tracemalloc", "off"], default="tracemalloc")
+    p.add_argument("--max-vm-mb", type=int, default=0, help="RLIMIT_AS, in MiB")
     p.add_argument(
         "--no-instrument",
         dest="instrument",
