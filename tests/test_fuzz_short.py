@@ -39,6 +39,9 @@ REGRESSIONS: dict[str, tuple[str, str]] = {
         "issue 10: one out-of-band buffer referenced many times is copied each time",
     ),
     "msgpack-max-depth-map-key": ("msgpack", "issue 10: max_depth skips map keys"),
+    # The harness's own false positive (a bundle's list of three values counted
+    # as one more level): values exactly max_depth deep are fine.
+    "msgpack-depth-32-in-packed-text": ("msgpack", ""),
     "describe-producer-deep-metadata": (
         "json",
         "issue 10: RecursionError from _describe_producer",

@@ -637,6 +637,9 @@ MESSAGE_MODES = [
 ]
 
 
+_THREE_VALUES = ("bundle_blob", "bundle_frames", "packed_text")
+
+
 def _text_of(frames: list[bytes]) -> str:
     """The text payload a message stands for: identifier + body (base64 unless
     the header says the body is text)."""
@@ -698,7 +701,11 @@ class MessageTarget:
         for serde in self.serdes:
             kind, value = decode_message(serde, mode, frames)
             if kind == "ok" and self.name in ("json", "msgpack"):
-                check_depth(value, serde.limits.max_depth)
+                how = MESSAGE_MODES[mode % len(MESSAGE_MODES)]
+                # Bundles and packed text decode to a list of three values.
+                values = value if how in _THREE_VALUES else [value]
+                for item in values:
+                    check_depth(item, serde.limits.max_depth)
         if self.classes and _class_state() != self.classes:
             changed = [k for k, v in _class_state().items() if self.classes.get(k) != v]
             raise Finding(f"a restricted pickle changed the classes {changed}")
