@@ -174,6 +174,7 @@ def test_hostile_header_is_refused_before_anything_is_allocated() -> None:
     # 1 TiB announced: refused from the 32-byte header, under the default limits.
     header = hostile_header(body=2**40)
     tracemalloc.start()
+    tracemalloc.reset_peak()
     try:
         reader = FrameReader()
         with pytest.raises(DeserializationError, match="max_size"):
@@ -189,6 +190,7 @@ def test_an_announced_size_within_limits_is_not_allocated_ahead_of_the_bytes() -
     # reader holds what it received, not what the peer announced.
     header = hostile_header(body=3 * 2**30)
     tracemalloc.start()
+    tracemalloc.reset_peak()
     try:
         reader = FrameReader()
         reader.feed(header)

@@ -28,6 +28,7 @@ import time
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 if __package__ in (None, ""):
@@ -92,7 +93,28 @@ def short_run(
     from fuzz import cases
 
     t = _targets()
-    target = _with_checks(t.make_target(name), memory, name)
+    # The checks install an unraisable hook and start tracemalloc: leave the
+    # process as it was (a test run goes on after this, and tracemalloc left on
+    # would slow it and skew its own memory checks).
+    was_tracing, hook = tracemalloc.is_tracing(), sys.unraisablehook
+    try:
+        target = _with_checks(t.make_target(name), memory, name)
+        return _short_run(t, cases, target, name, iterations, seed, report_every)
+    finally:
+        sys.unraisablehook = hook
+        if not was_tracing:
+            tracemalloc.stop()
+
+
+def _short_run(
+    t: Any,
+    cases: Any,
+    target: Callable[[bytes], None],
+    name: str,
+    iterations: int,
+    seed: int,
+    report_every: int,
+) -> int:
     seeds = t.seeds_for(name)
     rng = random.Random(seed)
     pool = list(seeds)
