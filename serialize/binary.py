@@ -200,7 +200,7 @@ def parse_message(
             f"a message needs at least 2 frames (header, body), got {len(frames)}"
         )
     limits.check_frames(len(frames) - 2, "out-of-band buffers in the message")
-    header_view = _view(frames[0], "header frame")
+    header_view = checked_view(frames[0], "header frame")
     header = _parse_header(header_view, 0)
     n = header.buffer_count
     if len(frames) != n + 2:
@@ -229,7 +229,7 @@ def parse_message(
     )
     buffers = []
     for i, (frame, length) in enumerate(zip(frames[2:], lengths, strict=True)):
-        view = _view(frame, f"buffer frame {i}")
+        view = checked_view(frame, f"buffer frame {i}")
         if len(view) != length:
             raise DeserializationError(
                 f"buffer frame {i} is {len(view)} bytes; the header says {length}"
@@ -241,7 +241,7 @@ def parse_message(
 
 def parse_blob(data: BufferLike, limits: Limits = DEFAULT_LIMITS) -> Message:
     """Parse one message given as a single blob; frames come back as views of it."""
-    view = _view(data, "payload")
+    view = checked_view(data, "payload")
     limits.check_size(len(view), "the binary payload")
     message, end = _parse_blob_at(view, 0, limits)
     if end != len(view):
@@ -266,13 +266,7 @@ def _parse_blob_at(view: memoryview, start: int, limits: Limits) -> tuple[Messag
             f" {8 * n} bytes, {len(view) - header.end} remain"
         )
     lengths = _lengths(view, header)
-    needed = header.metadata_length + header.body_length + sum(lengths)
-    if needed > len(view) - meta_start:
-        raise DeserializationError(
-            f"truncated message at offset {start}: the header declares {needed}"
-            f" bytes of metadata, body and buffers, but {len(view) - meta_start}"
-            " remain"
-        )
+    check_remaining(view, meta_start, header, lengths, start)
     pos = meta_start + header.metadata_length
     metadata = view[meta_start:pos]
     body_view = view[pos : pos + header.body_length]
@@ -353,7 +347,7 @@ def _body(frame: object) -> bytes | memoryview:
     """A received body frame as ``from_frames`` gets it (see ``SMALL_BODY``)."""
     if type(frame) is bytes:
         return frame
-    view = _view(frame, "body frame")
+    view = checked_view(frame, "body frame")
     return view.tobytes() if len(view) <= SMALL_BODY else view
 
 
@@ -376,12 +370,30 @@ def byte_view(obj: object) -> memoryview | None:
     return view
 
 
-def _view(frame: object, what: str) -> memoryview:
+def check_remaining(
+    view: memoryview, meta_start: int, header: Header, lengths: list[int], start: int
+) -> None:
+    """Raise ``DeserializationError`` unless the metadata, body and buffers the
+    header at ``start`` declares fit in what remains of ``view`` from
+    ``meta_start``."""
+    needed = header.metadata_length + header.body_length + sum(lengths)
+    if needed > len(view) - meta_start:
+        raise DeserializationError(
+            f"truncated message at offset {start}: the header declares {needed}"
+            f" bytes of metadata, body and buffers, but {len(view) - meta_start}"
+            " remain"
+        )
+
+
+def checked_view(frame: object, what: str) -> memoryview:
+    """``frame`` as a flat, contiguous memoryview of bytes; ``DeserializationError``
+    naming ``what`` if it has no buffer or its memory is not contiguous."""
     try:
         view = memoryview(frame)  # type: ignore[arg-type]
     except TypeError:
         raise DeserializationError(
-            f"{what} must be bytes, bytearray or memoryview, got {type(frame).__name__}"
+            f"{what} must support the buffer protocol (bytes, bytearray,"
+            f" memoryview ...), got {type(frame).__name__}"
         ) from None
     if not view.c_contiguous:
         raise DeserializationError(f"{what} must be a contiguous buffer of bytes")
@@ -415,13 +427,15 @@ def unpack_frames(
     """Parse a bundle given as ``pack_frames`` output or as its blob (the frames
     concatenated)."""
     if not is_frame_sequence(frames):
-        view = _view(frames, "bundle")
+        view = checked_view(frames, "bundle")
         limits.check_size(len(view), "the bundle")
         return _unpack_bundle_blob(view, limits)
     if not frames:
         raise DeserializationError("a bundle needs a bundle header frame, got none")
     limits.check_frames(len(frames), "frames in the bundle")
-    count = _parse_bundle_header(_view(frames[0], "bundle header frame"), exact=True)
+    count = _parse_bundle_header(
+        checked_view(frames[0], "bundle header frame"), exact=True
+    )
     limits.check_frames(count, "messages in the bundle")
     messages, pos = [], 1
     for i in range(count):
@@ -429,7 +443,9 @@ def unpack_frames(
             raise DeserializationError(
                 f"truncated bundle: it declares {count} messages, found {i}"
             )
-        n = _parse_header(_view(frames[pos], f"message {i} header"), 0).buffer_count
+        n = _parse_header(
+            checked_view(frames[pos], f"message {i} header"), 0
+        ).buffer_count
         if pos + n + 2 > len(frames):
             raise DeserializationError(
                 f"truncated bundle: message {i} needs {n + 2} frames,"
@@ -505,20 +521,20 @@ def read_message_header(data: BufferLike, start: int = 0) -> tuple[int, int, int
     Needs only those 32 bytes; raises ``DeserializationError`` (truncated, bad
     magic, version, flags ...) as ``parse_blob`` would.
     """
-    header = _parse_header(_view(data, "message header"), start)
+    header = _parse_header(checked_view(data, "message header"), start)
     return header.buffer_count, header.body_length, header.metadata_length
 
 
 def message_flags(data: BufferLike, start: int = 0) -> int:
     """The flags byte of the message header at ``start`` (already validated by
     ``read_message_header``)."""
-    return _view(data, "message header")[start + 5]
+    return checked_view(data, "message header")[start + 5]
 
 
 def read_buffer_lengths(data: BufferLike, start: int, count: int) -> list[int]:
     """The ``count`` entries of the buffer length table of the message whose
     header starts at ``start`` (the caller has checked that they are present)."""
-    view = _view(data, "message header")
+    view = checked_view(data, "message header")
     table = start + MESSAGE_HEADER_SIZE
     return [_LENGTH.unpack_from(view, table + 8 * i)[0] for i in range(count)]
 
@@ -526,4 +542,4 @@ def read_buffer_lengths(data: BufferLike, start: int, count: int) -> list[int]:
 def read_bundle_header(data: BufferLike) -> int:
     """Validate the 16-byte bundle header at the start of ``data``; its message
     count K."""
-    return _parse_bundle_header(_view(data, "bundle header"), exact=False)
+    return _parse_bundle_header(checked_view(data, "bundle header"), exact=False)

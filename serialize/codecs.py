@@ -579,9 +579,9 @@ def parse_frames(
     lengths = [_LENGTH.unpack_from(view, header.end + 8 * i)[0] for i in range(n)]
     entries = _entries(view, table_start, n, 0)
     body = frames[1]
-    received = [binary._view(body, "body frame")]
+    received = [binary.checked_view(body, "body frame")]
     for i, frame in enumerate(frames[2:]):
-        received.append(binary._view(frame, f"buffer frame {i}"))
+        received.append(binary.checked_view(frame, f"buffer frame {i}"))
     for i, (frame, length) in enumerate(
         zip(received, [header.body_length, *lengths], strict=True)
     ):
@@ -611,13 +611,7 @@ def parse_blob_at(
         )
     lengths = [_LENGTH.unpack_from(view, header.end + 8 * i)[0] for i in range(n)]
     entries = _entries(view, table_start, n, start)
-    needed = header.metadata_length + header.body_length + sum(lengths)
-    if needed > len(view) - meta_start:
-        raise DeserializationError(
-            f"truncated message at offset {start}: the header declares {needed}"
-            f" bytes of metadata, body and buffers, but {len(view) - meta_start}"
-            " remain"
-        )
+    binary.check_remaining(view, meta_start, header, lengths, start)
     head_size = meta_start + header.metadata_length - start
     _check_entries(entries, [header.body_length, *lengths], head_size, limits, start)
     pos = meta_start + header.metadata_length

@@ -169,7 +169,7 @@ def prefix_length(data: BufferLike, limits: Limits = DEFAULT_LIMITS) -> int:
     Raises ``DeserializationError`` if ``data`` does not start with one, if it is
     truncated, or if it breaks ``limits``.
     """
-    view = _bytes_view(data, "buffer")
+    view = binary.checked_view(data, "buffer")
     if bytes(view[:MAGIC_SIZE]) != BUNDLE_MAGIC:
         return _message_length_at(view, 0, limits)
     count = binary.read_bundle_header(view)
@@ -209,7 +209,7 @@ def write_into(frames: Sequence[BufferLike], buffer: BufferLike) -> int:
     Raises ``BufferTooSmallError`` (saying how many bytes are needed) before
     writing anything if they do not fit, ``TypeError`` if ``buffer`` is read-only.
     """
-    target = _bytes_view(buffer, "buffer")
+    target = binary.checked_view(buffer, "buffer")
     if target.readonly:
         raise TypeError(
             "dumps_into needs a writable buffer, got a read-only"
@@ -221,7 +221,7 @@ def write_into(frames: Sequence[BufferLike], buffer: BufferLike) -> int:
         raise BufferTooSmallError(needed, len(target))
     pos = 0
     for frame, size in zip(frames, sizes, strict=True):
-        target[pos : pos + size] = _bytes_view(frame, "frame")
+        target[pos : pos + size] = binary.checked_view(frame, "frame")
         pos += size
     return pos
 
@@ -260,7 +260,9 @@ class _Cursor:
 
     def __init__(self, frames: Sequence[BufferLike]) -> None:
         self._frames = frames
-        self._views = [_bytes_view(f, f"frame {i}") for i, f in enumerate(frames)]
+        self._views = [
+            binary.checked_view(f, f"frame {i}") for i, f in enumerate(frames)
+        ]
         self._index = 0
         self._offset = 0
         self.size = sum(len(view) for view in self._views)
@@ -418,7 +420,7 @@ class FrameReader:
         """Take the next bytes of the stream; the units they completed."""
         if self._error is not None:
             raise self._error
-        view = _bytes_view(data, "data")
+        view = binary.checked_view(data, "data")
         done: list[list[BufferLike]] = []
         pos, end = 0, len(view)
         while True:
@@ -582,17 +584,3 @@ def _message_copy(data: memoryview | bytearray, *, plain: bool) -> bytes | bytea
     if plain and len(data) <= SCRATCH_SIZE:
         return bytes(data)
     return data if isinstance(data, bytearray) else bytearray(data)
-
-
-def _bytes_view(data: object, what: str) -> memoryview:
-    try:
-        view = memoryview(data)  # type: ignore[arg-type]
-    except TypeError:
-        raise DeserializationError(
-            f"{what} must support the buffer protocol, got {type(data).__name__}"
-        ) from None
-    if not view.c_contiguous:
-        raise DeserializationError(f"{what} must be a contiguous buffer")
-    if view.format != "B" or view.ndim != 1:
-        view = view.cast("B")
-    return view
