@@ -451,7 +451,7 @@ class StrategyCodec:
 
     def assemble(self, body: BufferLike, buffers: list[BufferLike]) -> tuple[Any, ...]:
         """``(header, body, *buffers)`` for a message this strategy made."""
-        heads = self.headers
+        heads = self._heads or self.headers
         if buffers:
             header = binary.message_header(heads.prefix, body, buffers, heads.meta)
             return (header, body, *buffers)
