@@ -903,6 +903,8 @@ class _Validator:
         self.at_most_args(len(value), where, "entries")
         out: dict[str, FieldValue] = {}
         for key, item in value.items():
+            if type(key) is not str:
+                raise _fail(f"a key of {where} must be a string, got {_json_kind(key)}")
             if len(key) > lim.max_name_chars:
                 raise DeserializationError(
                     f"exception payload: a key of {where} has {len(key)} characters,"

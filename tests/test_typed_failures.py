@@ -189,8 +189,16 @@ def test_standard_errors_record_their_name() -> None:
 
 @pytest.mark.parametrize(
     "fields",
-    [[], "x", {"k": 1.5}, {"k": {"nested": 1}}, {"k": [1, 2]}],
-    ids=["array", "string", "float", "object", "non-string-array"],
+    [[], "x", {"k": 1.5}, {"k": {"nested": 1}}, {"k": [1, 2]}, {1: "v"}, {(1,): 1}],
+    ids=[
+        "array",
+        "string",
+        "float",
+        "object",
+        "non-string-array",
+        "int-key",
+        "tuple-key",
+    ],
 )
 def test_the_reader_refuses_malformed_fields(fields: object) -> None:
     record = exception_to_dict(ValueError("v"))
