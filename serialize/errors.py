@@ -40,15 +40,14 @@ class TypedFailure(Exception):
         return self.reason
 
     def __reduce__(self) -> tuple[Any, ...]:
-        # The default (``type(self)(*self.args)``) would leave the fields out.
-        fields = {name: getattr(self, name) for name in self.error_fields}
-        return (_rebuild, (type(self), self.reason, fields), self.__dict__)
+        # The default (``type(self)(*self.args)``) would leave the fields out, and
+        # a subclass's own ``__init__`` may not take the message: the copy is made
+        # without calling it, and gets the fields with the rest of ``__dict__``.
+        return (_rebuild, (type(self), self.reason), self.__dict__)
 
 
-def _rebuild(
-    cls: type[TypedFailure], reason: str, fields: dict[str, Any]
-) -> TypedFailure:
-    return cls(reason, **fields)
+def _rebuild(cls: type[TypedFailure], reason: str) -> TypedFailure:
+    return cls.__new__(cls, reason)
 
 
 class SerdeError(TypedFailure):

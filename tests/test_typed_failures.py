@@ -9,6 +9,7 @@ explanation).
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import pickle
 import subprocess
@@ -44,6 +45,7 @@ from freight.serialize.isolation import (
     check_isolated,
 )
 from freight.serialize.remote_errors import read_exception_record
+from freight.serialize.stream import BufferTooSmallError
 
 # -- raised with their fields ----------------------------------------------------------
 
@@ -160,6 +162,22 @@ def test_a_typed_failure_keeps_its_fields_through_pickle(
     assert type(again) is type(failure) and str(again) == str(failure)
     for name in failure.error_fields:
         assert getattr(again, name) == getattr(failure, name)
+
+
+@pytest.mark.parametrize(
+    "copy_of",
+    [lambda e: pickle.loads(pickle.dumps(e)), copy.copy, copy.deepcopy],
+    ids=["pickle", "copy", "deepcopy"],
+)
+def test_an_error_with_its_own_constructor_survives_pickle_and_copy(
+    copy_of: Any,
+) -> None:
+    # BufferTooSmallError(needed, available) takes no message: unpickling must not
+    # call it with one.
+    error = BufferTooSmallError(10, 4)
+    again = copy_of(error)
+    assert type(again) is BufferTooSmallError and str(again) == str(error)
+    assert (again.needed, again.available, again.reason) == (10, 4, error.reason)
 
 
 @pytest.mark.parametrize("failure", FAILURES, ids=lambda f: type(f).__name__)
