@@ -702,24 +702,53 @@ def _reason(
                 " PYTHONPATH and user site-packages): install it there"
             )
         return f"the child process failed before reporting: {_excerpt(str(root))}"
+    culprit = _culprit(error)
     failed = [m for m in root.members if m.is_a(MemberFailed)]
     if failed:  # a combined strategy: every member failed; say why for each
         because = "no member worked: " + "; ".join(
             f"{m.fields.get('member')}: "
-            + _because(m.root, stage, str(m.fields.get("member")), subject)
+            + _because(_culprit(m), stage, str(m.fields.get("member")), subject)
             for m in failed
         )
     else:
-        because = _because(root, stage, serializer.code_serializer.name, subject)
+        because = _because(culprit, stage, serializer.code_serializer.name, subject)
     if stage is Stage.SERIALIZE and arguments:
         data_strategy = serializer.data_serializer.name
         return f"the arguments cannot be serialized with {data_strategy}: {because}"
     if stage is Stage.RESULT:
         return f"the call returned, but its result could not be sent back: {because}"
-    if stage is Stage.CALL and because == _excerpt(str(root)):
+    if stage is Stage.CALL and because == _excerpt(str(culprit)):
         # No rule knows better than what happened.
         return detail or f"the function raised {because} in the receiving process"
     return because
+
+
+#: The types ``_because`` has a rule for.
+_EXPLAINED: tuple[type[BaseException], ...] = (
+    ClosureNotCarried,
+    NameError,
+    ModuleNotFoundError,
+    MissingGlobal,
+    SourceUnavailable,
+    SourceDoesNotDefine,
+    SyntaxError,
+    IndentationError,
+    StrategyNotAllowed,
+    UnknownStrategy,
+)
+
+
+def _culprit(error: ErrorInfo) -> ErrorInfo:
+    """The error of ``error``'s chain a reason explains: the innermost one whose
+    type a rule knows (a typed failure is raised from the raw error it read, whose
+    words alone say less), else the innermost."""
+    found = None
+    link: ErrorInfo | None = error
+    while link is not None:
+        if any(link.is_a(known) for known in _EXPLAINED):
+            found = link
+        link = link.cause
+    return found or error.root
 
 
 def _names_freight(name: object) -> bool:

@@ -42,6 +42,7 @@ from freight.serialize.isolation import (
     Stage,
     _reason,
     _Subject,
+    _subject,
     check_isolated,
 )
 from freight.serialize.remote_errors import read_exception_record
@@ -334,6 +335,86 @@ def test_a_reason_comes_from_the_type_and_fields_alone(
     plain, scrambled = _explain(_raised(error), stage)
     assert expected in plain
     assert scrambled == plain
+
+
+def _real_reason(serde: ComputeSerializer, stage: Stage, act: Any, fn: Any) -> str:
+    """The reason ``_reason`` gives for the error ``act()`` really raises: chained
+    as the strategies chain it (a typed failure from the raw error it read)."""
+    with pytest.raises(Exception) as info:
+        act()
+    return _reason(stage, ErrorInfo.from_exception(info.value), serde, _subject(fn))
+
+
+def test_a_real_builtin_failure_is_explained_by_its_typed_failure() -> None:
+    for strategy in ("source-dill", "source-text-inspect"):
+        serde = ComputeSerializer(strategy_code=strategy)
+        reason = _real_reason(
+            serde, Stage.SERIALIZE, lambda s=serde: s.serialize(len), len
+        )
+        assert "a built-in has no Python source" in reason
+
+
+def test_a_real_exec_made_function_is_explained_by_its_typed_failure() -> None:
+    namespace: dict[str, Any] = {}
+    exec("def made(x):\n    return x\n", namespace)
+    serde = ComputeSerializer(strategy_code="source-text-inspect")
+    reason = _real_reason(
+        serde,
+        Stage.SERIALIZE,
+        lambda: serde.serialize(namespace["made"]),
+        namespace["made"],
+    )
+    assert "its source code cannot be found" in reason
+
+
+def test_a_real_missing_global_is_explained_by_its_typed_failure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    module = types.ModuleType("freight_test_peer_module")
+    exec("def helper():\n    return 1\n", module.__dict__)
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    helper = module.helper
+    body = pickle.dumps(helper, protocol=4)
+    del module.helper
+    serde = ComputeSerializer()
+    reason = _real_reason(
+        serde,
+        Stage.DESERIALIZE,
+        lambda: serde.deserialize("01\n" + base64.b64encode(body).decode()),
+        helper,
+    )
+    assert (
+        "'helper' was pickled by reference to module 'freight_test_peer_module'"
+        in reason
+    )
+
+
+def test_a_real_combo_failure_explains_each_member_by_its_typed_failure() -> None:
+    serde = ComputeSerializer(strategy_code="source-dill")
+    combo = ComputeSerializer(strategy_code="all-code")
+    # Both source members refuse a builtin, each from inspect's raw TypeError.
+    group = ExceptionGroup(
+        "no member worked",
+        [
+            MemberFailed.wrapping(member, _caught(lambda m=member: m.serialize(len)))
+            for member in (
+                serde.registry.resolve("source-text-inspect").strategy,
+                serde.registry.resolve("source-dill").strategy,
+            )
+        ],
+    )
+    reason = _reason(
+        Stage.SERIALIZE, ErrorInfo.from_exception(_raised(group)), combo, _subject(len)
+    )
+    assert reason.count("a built-in has no Python source") == 2
+
+
+def _caught(act: Any) -> Exception:
+    try:
+        act()
+    except Exception as e:
+        return e
+    raise AssertionError("expected a failure")
 
 
 def test_a_combo_failure_is_explained_member_by_member() -> None:
