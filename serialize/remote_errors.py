@@ -93,9 +93,11 @@ subclasses that are not ``Exception`` s (``SystemExit``, ``KeyboardInterrupt``,
 peer sent would exit or cancel the receiver.  The class is called with ``args``
 (scalars only) or else with ``message`` alone, and the result is kept only if it is
 of exactly that class and its ``str()`` equals ``message``.  It then gets
-``__cause__``, ``__context__``, ``__suppress_context__``, ``__notes__`` and, if the
-payload has a traceback, a ``remote_traceback`` attribute holding it (read it with
-``getattr(exc, "remote_traceback", None)``).  Any failure along the way gives a
+``__cause__``, ``__context__``, ``__suppress_context__``, ``__notes__``, the
+``name`` (and ``path``) fields of a ``NameError``, ``ImportError`` or
+``AttributeError`` (string or null only) and, if the payload has a traceback, a
+``remote_traceback`` attribute holding it (read it with ``getattr(exc,
+"remote_traceback", None)``).  Any failure along the way gives a
 ``RemoteExecutionError`` instead, whose ``rebuild_error`` says why.  Either way the
 exception gets, by default, a last note with the remote frames (``Remote traceback
 (most recent call last): ...``), so an uncaught one shows where it failed remotely.
@@ -1082,6 +1084,12 @@ class _Builder:
                 exc.__notes__ = list(node.notes)
             if node.traceback is not None:
                 exc.remote_traceback = node.traceback  # type: ignore[attr-defined]
+            for kind, names in _STANDARD_FIELDS:  # what its constructor left out
+                if isinstance(exc, kind):
+                    for n in names:
+                        value = node.fields.get(n)
+                        if value is None or type(value) is str:
+                            setattr(exc, n, value)
         except Exception as e:
             return f"attaching the chain to the rebuilt {name} raised {_label(e)}"
         return exc

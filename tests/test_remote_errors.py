@@ -557,6 +557,27 @@ def test_forwarding_a_decoded_exception_gives_the_same_dict() -> None:
     assert to_wire(exception_from_dict(d, rebuild=False)) == d
 
 
+@pytest.mark.parametrize(
+    "exc",
+    [
+        ModuleNotFoundError("No module named 'pkg'", name="pkg"),
+        ImportError("cannot import name 'f'", name="pkg", path="/x/pkg.py"),
+        NameError("name 'helper' is not defined", name="helper"),
+        AttributeError("no attribute 'a'", name="a"),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_forwarding_a_rebuilt_standard_error_keeps_its_fields(
+    exc: BaseException,
+) -> None:
+    d = to_wire(exc)
+    assert d["fields"]["name"] is not None
+    back = exception_from_dict(d)
+    assert type(back) is type(exc)
+    assert back.name == exc.name  # type: ignore[attr-defined]
+    assert to_wire(back) == d
+
+
 @pytest.mark.parametrize("rebuild", [True, False], ids=["rebuilt", "remote-error"])
 def test_a_note_added_while_forwarding_travels_once(rebuild: bool) -> None:
     d = to_wire(raised(KeyError("k")))
