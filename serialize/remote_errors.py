@@ -567,7 +567,9 @@ def _valid_fields(
         if len(out) >= limits.max_args or len(name) > limits.max_name_chars:
             break
         if isinstance(value, tuple):
-            strings = _scalar_args(value, limits)
+            # The first ``max_args`` (a closure's names): dropping them all would
+            # leave a reader nothing to act on.
+            strings = _scalar_args(value[: limits.max_args], limits)
             if strings is not None and all(type(v) is str for v in strings):
                 out[name] = tuple(str(v) for v in strings)
             continue

@@ -389,6 +389,19 @@ def test_a_real_missing_global_is_explained_by_its_typed_failure(
     )
 
 
+def test_a_closure_over_more_names_than_max_args_still_names_them() -> None:
+    names = tuple(f"v{i}" for i in range(40))
+    record = read_exception_record(
+        exception_to_dict(ClosureNotCarried("x", function="f", names=names))
+    )
+    kept = record.fields["names"]
+    assert isinstance(kept, tuple) and kept and names[: len(kept)] == kept
+    reason = _explain(
+        ClosureNotCarried("x", function="f", names=names), Stage.SERIALIZE
+    )
+    assert "it captures v0, v1" in reason[0]
+
+
 def test_a_real_combo_failure_explains_each_member_by_its_typed_failure() -> None:
     serde = ComputeSerializer(strategy_code="source-dill")
     combo = ComputeSerializer(strategy_code="all-code")
