@@ -123,7 +123,9 @@ class SourceDoesNotDefine(TypedFailure, ValueError):
 
 class MissingGlobal(TypedFailure, LookupError):
     """A payload refers to ``module.name`` by reference, and that name cannot be
-    found in the receiving process (its module is missing or does not define it)."""
+    found in the receiving process: the module imports but does not define it.  (A
+    module that is missing raises ``ModuleNotFoundError``, whose ``name`` says
+    which.)"""
 
     error_fields = ("module", "name")
     module: str
