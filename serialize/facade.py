@@ -817,9 +817,20 @@ class ComputeSerializer:
 
     def _decode_writable(self, message: binary.Message) -> Any:
         """``_decode`` with the read-only out-of-band buffers copied first."""
+        codec = self._decoder_for(message)
+        return self._decode(self._writable_message(message, codec), codec)
+
+    def _writable_message(
+        self, message: binary.Message, codec: StrategyCodec
+    ) -> binary.Message:
+        """``message`` (admitted: ``codec`` decodes it) with its frames
+        decompressed, then its read-only out-of-band buffers copied (a frame
+        decompresses to read-only memory as often as not)."""
+        if isinstance(message, codecs.CodedMessage):
+            message = codecs.decode_message(message, self._codecs, self._limits)
         if message.buffers:
             message.buffers[:] = stream.writable_buffers(message.buffers)
-        return self._decode(message)
+        return message
 
     def _learn(self, message: binary.Message, codec: StrategyCodec) -> None:
         """Remember what decodes messages with ``message``'s 12-byte header prefix,
@@ -961,8 +972,10 @@ class ComputeSerializer:
         decoders = [self._decoder_for(m) for m in messages]
         codecs.check_bundle(messages, self.limits)
         if self._writable:
-            for message in messages:
-                message.buffers[:] = stream.writable_buffers(message.buffers)
+            messages = [
+                self._writable_message(m, d)
+                for m, d in zip(messages, decoders, strict=True)
+            ]
         return [self._decode(m, d) for m, d in zip(messages, decoders, strict=True)]
 
     # -- several payloads ------------------------------------------------------------
