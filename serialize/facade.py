@@ -16,7 +16,6 @@ data strategy (``fastpath``), whose warm text steps are the codec's, inlined.
 
 from __future__ import annotations
 
-import functools
 import inspect
 import logging
 import sys
@@ -502,30 +501,32 @@ class ComputeSerializer:
         # first message: a fresh serializer's first message is as fast as any.
         for own in (self._data_serializer, self._code_serializer):
             self._learn_own(own)
-        # The four per-message methods only forward to the fast path; bound on the
-        # instance, a call skips that Python frame (15-20% of a small message).
-        # A subclass that overrides one keeps its override.
-        for name in _FAST_METHODS:
-            if getattr(type(self), name) is getattr(ComputeSerializer, name):
-                setattr(self, name, getattr(self._fast, name))
-        # The transport settings (stream.py) are applied by the class's methods.
-        for name in _EMBEDDING_METHODS[self._writable, bool(self._coalesce_below)]:
-            self.__dict__.pop(name, None)
-        # Frame codecs (serialize/codecs.py): with a codec, encoding compresses the
-        # fast path's frames; codec-bearing messages are never learned, so their
-        # decode always takes the slow path (_decode).
+        # What encodes a message: the fast path's, or, with a frame codec
+        # (serialize/codecs.py), a compressor around it.  Codec-bearing messages
+        # are never learned, so their decode always takes the slow path (_decode).
+        self._encode_blob: Callable[[Any], bytes] = self._fast.dumps
+        self._encode_frames: Callable[[Any], list[BufferLike]] = self._fast.dumps_frames
         if self._codec is not None:
             compressor = codecs.MessageCompressor(
                 self._codecs, self._codec, self._fast.dumps_frames, self._fast.dumps
             )
-            for name in ("dumps", "dumps_frames"):
-                if getattr(type(self), name) is getattr(ComputeSerializer, name):
-                    setattr(self, name, getattr(compressor, name))
-            if self._coalesce_below and "dumps_frames" in self.__dict__:
-                # Compress each frame first, then join the small ones.
-                self.dumps_frames = functools.partial(  # type: ignore[method-assign]
-                    _coalesced, compressor.dumps_frames, self._coalesce_below
-                )
+            self._encode_blob = compressor.dumps
+            self._encode_frames = compressor.dumps_frames
+        # The four per-message methods only forward; bound on the instance, a
+        # call skips that Python frame (15-20% of a small message).  A subclass
+        # that overrides one keeps its override.
+        bound = {
+            "dumps": self._encode_blob,
+            "dumps_frames": self._encode_frames,
+            "loads": self._fast.loads,
+            "loads_frames": self._fast.loads_frames,
+        }
+        for name in _FAST_METHODS:
+            if getattr(type(self), name) is getattr(ComputeSerializer, name):
+                setattr(self, name, bound[name])
+        # The transport settings (stream.py) are applied by the class's methods.
+        for name in _EMBEDDING_METHODS[self._writable, bool(self._coalesce_below)]:
+            self.__dict__.pop(name, None)
 
     @property
     def code_codec(self) -> StrategyCodec:
@@ -704,7 +705,7 @@ class ComputeSerializer:
         Out-of-band buffers are copied once, into the blob; ``dumps_frames``
         avoids even that.  Raises ``SerializationError``.
         """
-        return self._fast.dumps(obj)
+        return self._encode_blob(obj)
 
     def _code_frames(self, fn: Any) -> tuple[Any, ...]:
         """The frames of a callable's message, made once per function (see
@@ -732,9 +733,11 @@ class ComputeSerializer:
         part or one socket write.
         """
         if self._coalesce_below:
-            frames = self._fast.dumps_frames(obj)
+            # Each frame compressed first (with a frame codec), then the small
+            # ones joined.
+            frames = self._encode_frames(obj)
             return stream.coalesce_frames(frames, self._coalesce_below)
-        return self._fast.dumps_frames(obj)
+        return self._encode_frames(obj)
 
     def dumps_into(self, obj: Any, buffer: BufferLike) -> int:
         """Write the binary message for ``obj`` (the ``dumps`` blob) at the front
@@ -745,7 +748,7 @@ class ComputeSerializer:
         ``needed`` says how many bytes the message takes) before writing
         anything if it does not fit, ``TypeError`` for a read-only buffer.
         """
-        return stream.write_into(self._fast.dumps_frames(obj), buffer)
+        return stream.write_into(self._encode_frames(obj), buffer)
 
     def loads_prefix(self, buffer: BufferLike) -> tuple[Any, int]:
         """Decode the message at the front of ``buffer``, which may hold more
@@ -1103,13 +1106,6 @@ _EMBEDDING_METHODS = {
     (False, True): ("dumps_frames",),
     (True, True): ("loads", "loads_frames", "dumps_frames"),
 }
-
-
-def _coalesced(
-    dumps_frames: Callable[[Any], list[BufferLike]], below: int, obj: Any
-) -> list[BufferLike]:
-    """``dumps_frames(obj)`` with runs of frames under ``below`` bytes joined."""
-    return stream.coalesce_frames(dumps_frames(obj), below)
 
 
 def _encoders(strategy: SerializationStrategy) -> dict[type, tuple[Any, ...]]:

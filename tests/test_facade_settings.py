@@ -3,9 +3,12 @@ subclass that overrides the encoding methods, and with ``dumps_into``."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from freight.serialize import ComputeSerializer
+from freight.serialize.binary import BufferLike
 
 np = pytest.importorskip("numpy")
 pytest.importorskip("zstandard")
@@ -43,3 +46,50 @@ def test_writable_arrays_from_compressed_messages(form: str) -> None:
     assert out.flags.writeable
     out[0] = 1
     assert out[0] == 1 and np.array_equal(out[1:], ARRAY[1:])
+
+
+class _Recording(ComputeSerializer):
+    """A subclass that overrides the encoding methods and calls the facade's."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.calls = 0
+        super().__init__(**kwargs)
+
+    def dumps(self, obj: Any) -> bytes:
+        self.calls += 1
+        return super().dumps(obj)
+
+    def dumps_frames(self, obj: Any) -> list[BufferLike]:
+        self.calls += 1
+        return super().dumps_frames(obj)
+
+
+def _size(frames: list[BufferLike]) -> int:
+    return sum(memoryview(f).nbytes for f in frames)
+
+
+@pytest.mark.usefixtures("each_fast_path")
+@pytest.mark.parametrize("coalesce_below", [0, 4096])
+def test_subclass_overriding_dumps_keeps_compression(coalesce_below: int) -> None:
+    plain = ComputeSerializer(compression="zstd", coalesce_below=coalesce_below)
+    sub = _Recording(compression="zstd", coalesce_below=coalesce_below)
+    blob = sub.dumps(ARRAY)
+    frames = sub.dumps_frames(ARRAY)
+    assert sub.calls == 2
+    assert len(blob) == len(plain.dumps(ARRAY)) < ARRAY.nbytes
+    assert _size(frames) == _size(plain.dumps_frames(ARRAY)) < ARRAY.nbytes
+    assert np.array_equal(plain.loads(blob), ARRAY)
+    assert np.array_equal(plain.loads_frames(frames), ARRAY)
+
+
+@pytest.mark.usefixtures("each_fast_path")
+def test_dumps_into_writes_the_dumps_blob_when_compressing() -> None:
+    """``dumps_into`` writes "the ``dumps`` blob": compressed when ``dumps`` is."""
+    serializer = ComputeSerializer(compression="zstd")
+    blob = serializer.dumps(ARRAY)
+    buffer = bytearray(ARRAY.nbytes + 4096)
+    written = serializer.dumps_into(ARRAY, buffer)
+    assert written == len(blob) < ARRAY.nbytes
+    assert bytes(buffer[:written]) == blob
+    out, used = serializer.loads_prefix(buffer)
+    assert used == written and np.array_equal(out, ARRAY)
