@@ -766,7 +766,7 @@ class ComputeSerializer:
                 "loads_prefix() takes a buffer (bytes, bytearray, memoryview,"
                 f" shared memory ...), got {type(buffer).__name__}"
             )
-        view = memoryview(buffer).cast("B")
+        view = binary.checked_view(buffer, "loads_prefix()'s buffer")
         if stream.is_bundle(view):
             raise DeserializationError(
                 "loads_prefix() decodes a message; the buffer starts with a bundle"

@@ -9,6 +9,7 @@ import pytest
 
 from freight.serialize import ComputeSerializer
 from freight.serialize.binary import BufferLike
+from freight.serialize.errors import DeserializationError
 
 np = pytest.importorskip("numpy")
 pytest.importorskip("zstandard")
@@ -93,3 +94,18 @@ def test_dumps_into_writes_the_dumps_blob_when_compressing() -> None:
     assert bytes(buffer[:written]) == blob
     out, used = serializer.loads_prefix(buffer)
     assert used == written and np.array_equal(out, ARRAY)
+
+
+# -- only SerdeError escapes a decode ------------------------------------------------
+
+
+@pytest.mark.usefixtures("each_fast_path")
+def test_loads_prefix_of_a_non_contiguous_buffer_is_a_deserialization_error() -> None:
+    serializer = ComputeSerializer()
+    blob = serializer.dumps({"a": 1})
+    strided = memoryview(blob * 2)[::2]
+    assert not strided.c_contiguous
+    with pytest.raises(DeserializationError, match="contiguous"):
+        serializer.loads_prefix(strided)
+    with pytest.raises(DeserializationError, match="contiguous"):
+        serializer.loads_prefix(np.zeros((4, 64), dtype=np.uint8)[:, 0])
