@@ -109,3 +109,21 @@ def test_loads_prefix_of_a_non_contiguous_buffer_is_a_deserialization_error() ->
         serializer.loads_prefix(strided)
     with pytest.raises(DeserializationError, match="contiguous"):
         serializer.loads_prefix(np.zeros((4, 64), dtype=np.uint8)[:, 0])
+
+
+@pytest.mark.parametrize("payload", [None, 3, {"a": 1}, object()])
+def test_strategy_codec_decode_of_no_payload_is_a_deserialization_error(
+    payload: object,
+) -> None:
+    """``StrategyCodec``: "every failure is a ``SerdeError``", ``decode`` included."""
+    codec = ComputeSerializer().data_codec
+    with pytest.raises(DeserializationError, match="a payload is a str"):
+        codec.decode(payload)
+
+
+def test_strategy_codec_decode_takes_any_buffer_as_a_blob() -> None:
+    """A blob is any buffer-protocol object, as ``loads`` takes."""
+    codec = ComputeSerializer().data_codec
+    blob = codec.dumps({"a": [1, 2]})
+    assert codec.decode(np.frombuffer(blob, dtype=np.uint8)) == {"a": [1, 2]}
+    assert codec.decode(bytearray(blob)) == {"a": [1, 2]}
