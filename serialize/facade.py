@@ -341,7 +341,9 @@ class ComputeSerializer:
         self._data_serializer = self._select(
             strategy_data, DEFAULT_DATA_STRATEGY, for_code=False
         )
-        self._allowlist = parse_allowlist(allowed_deserializer_types, self.registry)
+        self._allowlist = frozenset(
+            parse_allowlist(allowed_deserializer_types, self.registry)
+        )
         self._writable = writable
         self._coalesce_below = coalesce_below
         self._set_compression(compression)
@@ -375,14 +377,16 @@ class ComputeSerializer:
         self._settings_changed()
 
     @property
-    def allowed_deserializer_types(self) -> set[type[SerializationStrategy]]:
+    def allowed_deserializer_types(self) -> frozenset[type[SerializationStrategy]]:
         """The strategy classes that may decode; empty: every one.  Assigning
-        takes an allowlist as the constructor does."""
+        takes an allowlist as the constructor does; the set itself is frozen,
+        since verdicts made under it are kept (mutated in place, a narrowed
+        allowlist would not take effect)."""
         return self._allowlist
 
     @allowed_deserializer_types.setter
     def allowed_deserializer_types(self, value: DeserializerAllowlist | None) -> None:
-        self._allowlist = parse_allowlist(value, self.registry)
+        self._allowlist = frozenset(parse_allowlist(value, self.registry))
         self._settings_changed()
 
     @property

@@ -127,3 +127,32 @@ def test_strategy_codec_decode_takes_any_buffer_as_a_blob() -> None:
     blob = codec.dumps({"a": [1, 2]})
     assert codec.decode(np.frombuffer(blob, dtype=np.uint8)) == {"a": [1, 2]}
     assert codec.decode(bytearray(blob)) == {"a": [1, 2]}
+
+
+# -- a setting changed on a live serializer -------------------------------------------
+
+
+@pytest.mark.usefixtures("each_fast_path")
+def test_the_allowlist_cannot_be_narrowed_in_place_and_ignored() -> None:
+    """The allowlist's verdicts are made once per identifier, so the set a
+    serializer reports must not be mutable: removing a strategy from it in place
+    used to leave that strategy decoding on every path.  Assigning a new
+    allowlist is the way, and it takes effect everywhere."""
+    sender = ComputeSerializer()
+    receiver = ComputeSerializer(
+        allowed_deserializer_types=["CloudPickleCode", "DillCodeSource", "PickleData"]
+    )
+    allowed = receiver.allowed_deserializer_types
+    code = type(receiver.code_serializer)
+    assert code in allowed
+    with pytest.raises(AttributeError):
+        allowed.discard(code)  # type: ignore[attr-defined]
+    receiver.allowed_deserializer_types = ["DillCodeSource", "PickleData"]
+    assert code not in receiver.allowed_deserializer_types
+    for decode in (
+        lambda: receiver.deserialize(sender.serialize(_def)),
+        lambda: receiver.loads(sender.dumps(_def)),
+        lambda: receiver.loads_frames(sender.dumps_frames(_def)),
+    ):
+        with pytest.raises(DeserializationError, match="disabled"):
+            decode()
