@@ -3,13 +3,15 @@ subclass that overrides the encoding methods, and with ``dumps_into``."""
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
 import pytest
 
 from freight.serialize import ComputeSerializer
 from freight.serialize.binary import BufferLike
-from freight.serialize.errors import DeserializationError
+from freight.serialize.codecs import FrameCodec, codec_registry
+from freight.serialize.errors import DeserializationError, SerdeError
 
 np = pytest.importorskip("numpy")
 pytest.importorskip("zstandard")
@@ -156,3 +158,43 @@ def test_the_allowlist_cannot_be_narrowed_in_place_and_ignored() -> None:
     ):
         with pytest.raises(DeserializationError, match="disabled"):
             decode()
+
+
+# -- compression= with a codec instance ------------------------------------------------
+
+
+class _Unregistered(FrameCodec):
+    """A codec no registry knows (it would have to be found by id to decode)."""
+
+    codec_id = 200
+    name = "unregistered-zlib"
+
+    def compress(self, data: memoryview, level: int | None = None) -> BufferLike:
+        return zlib.compress(data)
+
+    def decompress(self, data: memoryview, size: int) -> BufferLike:
+        return zlib.decompressobj().decompress(data, size)
+
+
+class _Impostor(_Unregistered):
+    """Another algorithm under the id and name of freight's zstd."""
+
+    codec_id = 1
+    name = "zstd"
+
+
+@pytest.mark.parametrize("codec", [_Unregistered(), _Impostor()])
+def test_compression_refuses_a_codec_instance_the_registry_would_not_decode_with(
+    codec: FrameCodec,
+) -> None:
+    """Messages are decoded by the registry's codec of their id, so encoding with
+    any other instance made messages nobody could decode, this serializer
+    included; it is refused when the setting is made, naming the codec."""
+    with pytest.raises(SerdeError, match="not the registered"):
+        ComputeSerializer(compression=codec)
+    serializer = ComputeSerializer()
+    with pytest.raises(SerdeError, match="not the registered"):
+        serializer.compression = codec
+    registered = codec_registry().resolve("zstd")
+    sender = ComputeSerializer(compression=registered)
+    assert np.array_equal(sender.loads(sender.dumps(ARRAY)), ARRAY)
