@@ -344,9 +344,20 @@ class CodecRegistry(PluginRegistry[FrameCodec]):
 
     def resolve(self, value: str | int | FrameCodec) -> FrameCodec:
         """The codec ``value`` names (name, id, instance or class); ``SerdeError``
-        if none, naming why (unknown, or its library missing)."""
+        if none, naming why (unknown, or its library missing).  An instance must
+        be of the registered codec's class for its id: messages are decoded by
+        the codec registered under the id they carry."""
         self.load()
         if isinstance(value, FrameCodec):
+            registered = self._by_id.get(value.codec_id)
+            if type(registered) is not type(value):
+                held = f"that is {registered!r}" if registered else "there is none"
+                raise SerdeError(
+                    f"{value!r} is not the registered frame codec of id"
+                    f" {value.codec_id} ({held}), which decodes the messages"
+                    " carrying that id; register it through the"
+                    f" {ENTRY_POINT_GROUP!r} entry-point group"
+                )
             return value
         if inspect.isclass(value) and issubclass(value, FrameCodec):
             value = value.codec_id

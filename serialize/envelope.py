@@ -135,8 +135,9 @@ class Envelope(str):
         return memoryview(payload).nbytes
 
     def holds(self, payload: Any) -> bool:
-        """Whether ``payload`` has this envelope's type."""
-        return isinstance(payload, bytes | bytearray | memoryview)
+        """Whether ``payload`` has this envelope's type (for a binary payload:
+        any object with the buffer protocol, as ``loads`` takes)."""
+        return not isinstance(payload, str) and is_buffer(payload)
 
 
 class TextEnvelope(Envelope):
@@ -235,8 +236,8 @@ def envelope_named(envelope: str | Envelope) -> Envelope:
 
 def envelope_of(payload: Any) -> Envelope:
     """The built-in envelope whose payloads have ``payload``'s type: a ``str`` is
-    text, a bytes-like object a blob, a list or tuple frames; ``TypeError``
-    otherwise."""
+    text, any other object with the buffer protocol a blob, a list or tuple
+    frames; ``TypeError`` otherwise."""
     for envelope in ENVELOPES:
         if envelope.holds(payload):
             return envelope
@@ -359,8 +360,14 @@ class StrategyCodec:
 
     def decode(self, payload: Any, envelope: str | Envelope | None = None) -> Any:
         """The object ``payload`` represents; the envelope is the one named, or
-        the built-in one the payload's type says (``envelope_of``)."""
-        chosen = envelope_of(payload) if envelope is None else envelope_named(envelope)
+        the built-in one the payload's type says (``envelope_of``; a payload of
+        none of their types is a ``DeserializationError``)."""
+        if envelope is not None:
+            return envelope_named(envelope).load(self, payload)
+        try:
+            chosen = envelope_of(payload)
+        except TypeError as e:
+            raise DeserializationError(str(e)) from None
         return chosen.load(self, payload)
 
     # -- text ---------------------------------------------------------------------

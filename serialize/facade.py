@@ -16,7 +16,6 @@ data strategy (``fastpath``), whose warm text steps are the codec's, inlined.
 
 from __future__ import annotations
 
-import functools
 import inspect
 import logging
 import sys
@@ -342,7 +341,9 @@ class ComputeSerializer:
         self._data_serializer = self._select(
             strategy_data, DEFAULT_DATA_STRATEGY, for_code=False
         )
-        self._allowlist = parse_allowlist(allowed_deserializer_types, self.registry)
+        self._allowlist = frozenset(
+            parse_allowlist(allowed_deserializer_types, self.registry)
+        )
         self._writable = writable
         self._coalesce_below = coalesce_below
         self._set_compression(compression)
@@ -376,14 +377,16 @@ class ComputeSerializer:
         self._settings_changed()
 
     @property
-    def allowed_deserializer_types(self) -> set[type[SerializationStrategy]]:
+    def allowed_deserializer_types(self) -> frozenset[type[SerializationStrategy]]:
         """The strategy classes that may decode; empty: every one.  Assigning
-        takes an allowlist as the constructor does."""
+        takes an allowlist as the constructor does; the set itself is frozen,
+        since verdicts made under it are kept (mutated in place, a narrowed
+        allowlist would not take effect)."""
         return self._allowlist
 
     @allowed_deserializer_types.setter
     def allowed_deserializer_types(self, value: DeserializerAllowlist | None) -> None:
-        self._allowlist = parse_allowlist(value, self.registry)
+        self._allowlist = frozenset(parse_allowlist(value, self.registry))
         self._settings_changed()
 
     @property
@@ -502,30 +505,32 @@ class ComputeSerializer:
         # first message: a fresh serializer's first message is as fast as any.
         for own in (self._data_serializer, self._code_serializer):
             self._learn_own(own)
-        # The four per-message methods only forward to the fast path; bound on the
-        # instance, a call skips that Python frame (15-20% of a small message).
-        # A subclass that overrides one keeps its override.
-        for name in _FAST_METHODS:
-            if getattr(type(self), name) is getattr(ComputeSerializer, name):
-                setattr(self, name, getattr(self._fast, name))
-        # The transport settings (stream.py) are applied by the class's methods.
-        for name in _EMBEDDING_METHODS[self._writable, bool(self._coalesce_below)]:
-            self.__dict__.pop(name, None)
-        # Frame codecs (serialize/codecs.py): with a codec, encoding compresses the
-        # fast path's frames; codec-bearing messages are never learned, so their
-        # decode always takes the slow path (_decode).
+        # What encodes a message: the fast path's, or, with a frame codec
+        # (serialize/codecs.py), a compressor around it.  Codec-bearing messages
+        # are never learned, so their decode always takes the slow path (_decode).
+        self._encode_blob: Callable[[Any], bytes] = self._fast.dumps
+        self._encode_frames: Callable[[Any], list[BufferLike]] = self._fast.dumps_frames
         if self._codec is not None:
             compressor = codecs.MessageCompressor(
                 self._codecs, self._codec, self._fast.dumps_frames, self._fast.dumps
             )
-            for name in ("dumps", "dumps_frames"):
-                if getattr(type(self), name) is getattr(ComputeSerializer, name):
-                    setattr(self, name, getattr(compressor, name))
-            if self._coalesce_below and "dumps_frames" in self.__dict__:
-                # Compress each frame first, then join the small ones.
-                self.dumps_frames = functools.partial(  # type: ignore[method-assign]
-                    _coalesced, compressor.dumps_frames, self._coalesce_below
-                )
+            self._encode_blob = compressor.dumps
+            self._encode_frames = compressor.dumps_frames
+        # The four per-message methods only forward; bound on the instance, a
+        # call skips that Python frame (15-20% of a small message).  A subclass
+        # that overrides one keeps its override.
+        bound = {
+            "dumps": self._encode_blob,
+            "dumps_frames": self._encode_frames,
+            "loads": self._fast.loads,
+            "loads_frames": self._fast.loads_frames,
+        }
+        for name in _FAST_METHODS:
+            if getattr(type(self), name) is getattr(ComputeSerializer, name):
+                setattr(self, name, bound[name])
+        # The transport settings (stream.py) are applied by the class's methods.
+        for name in _EMBEDDING_METHODS[self._writable, bool(self._coalesce_below)]:
+            self.__dict__.pop(name, None)
 
     @property
     def code_codec(self) -> StrategyCodec:
@@ -704,7 +709,7 @@ class ComputeSerializer:
         Out-of-band buffers are copied once, into the blob; ``dumps_frames``
         avoids even that.  Raises ``SerializationError``.
         """
-        return self._fast.dumps(obj)
+        return self._encode_blob(obj)
 
     def _code_frames(self, fn: Any) -> tuple[Any, ...]:
         """The frames of a callable's message, made once per function (see
@@ -732,9 +737,11 @@ class ComputeSerializer:
         part or one socket write.
         """
         if self._coalesce_below:
-            frames = self._fast.dumps_frames(obj)
+            # Each frame compressed first (with a frame codec), then the small
+            # ones joined.
+            frames = self._encode_frames(obj)
             return stream.coalesce_frames(frames, self._coalesce_below)
-        return self._fast.dumps_frames(obj)
+        return self._encode_frames(obj)
 
     def dumps_into(self, obj: Any, buffer: BufferLike) -> int:
         """Write the binary message for ``obj`` (the ``dumps`` blob) at the front
@@ -745,7 +752,7 @@ class ComputeSerializer:
         ``needed`` says how many bytes the message takes) before writing
         anything if it does not fit, ``TypeError`` for a read-only buffer.
         """
-        return stream.write_into(self._fast.dumps_frames(obj), buffer)
+        return stream.write_into(self._encode_frames(obj), buffer)
 
     def loads_prefix(self, buffer: BufferLike) -> tuple[Any, int]:
         """Decode the message at the front of ``buffer``, which may hold more
@@ -763,7 +770,7 @@ class ComputeSerializer:
                 "loads_prefix() takes a buffer (bytes, bytearray, memoryview,"
                 f" shared memory ...), got {type(buffer).__name__}"
             )
-        view = memoryview(buffer).cast("B")
+        view = binary.checked_view(buffer, "loads_prefix()'s buffer")
         if stream.is_bundle(view):
             raise DeserializationError(
                 "loads_prefix() decodes a message; the buffer starts with a bundle"
@@ -817,9 +824,20 @@ class ComputeSerializer:
 
     def _decode_writable(self, message: binary.Message) -> Any:
         """``_decode`` with the read-only out-of-band buffers copied first."""
+        codec = self._decoder_for(message)
+        return self._decode(self._writable_message(message, codec), codec)
+
+    def _writable_message(
+        self, message: binary.Message, codec: StrategyCodec
+    ) -> binary.Message:
+        """``message`` (admitted: ``codec`` decodes it) with its frames
+        decompressed, then its read-only out-of-band buffers copied (a frame
+        decompresses to read-only memory as often as not)."""
+        if isinstance(message, codecs.CodedMessage):
+            message = codecs.decode_message(message, self._codecs, self._limits)
         if message.buffers:
             message.buffers[:] = stream.writable_buffers(message.buffers)
-        return self._decode(message)
+        return message
 
     def _learn(self, message: binary.Message, codec: StrategyCodec) -> None:
         """Remember what decodes messages with ``message``'s 12-byte header prefix,
@@ -961,8 +979,10 @@ class ComputeSerializer:
         decoders = [self._decoder_for(m) for m in messages]
         codecs.check_bundle(messages, self.limits)
         if self._writable:
-            for message in messages:
-                message.buffers[:] = stream.writable_buffers(message.buffers)
+            messages = [
+                self._writable_message(m, d)
+                for m, d in zip(messages, decoders, strict=True)
+            ]
         return [self._decode(m, d) for m, d in zip(messages, decoders, strict=True)]
 
     # -- several payloads ------------------------------------------------------------
@@ -1090,13 +1110,6 @@ _EMBEDDING_METHODS = {
     (False, True): ("dumps_frames",),
     (True, True): ("loads", "loads_frames", "dumps_frames"),
 }
-
-
-def _coalesced(
-    dumps_frames: Callable[[Any], list[BufferLike]], below: int, obj: Any
-) -> list[BufferLike]:
-    """``dumps_frames(obj)`` with runs of frames under ``below`` bytes joined."""
-    return stream.coalesce_frames(dumps_frames(obj), below)
 
 
 def _encoders(strategy: SerializationStrategy) -> dict[type, tuple[Any, ...]]:
