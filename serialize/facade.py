@@ -344,8 +344,8 @@ class ComputeSerializer:
         self._allowlist = frozenset(
             parse_allowlist(allowed_deserializer_types, self.registry)
         )
-        self._writable = writable
-        self._coalesce_below = coalesce_below
+        self._writable = _checked_flag(writable, "writable")
+        self._coalesce_below = _checked_size(coalesce_below, "coalesce_below")
         self._set_compression(compression)
         self._settings_changed()
 
@@ -426,7 +426,7 @@ class ComputeSerializer:
 
     @writable.setter
     def writable(self, value: bool) -> None:
-        self._writable = value
+        self._writable = _checked_flag(value, "writable")
         self._settings_changed()
 
     @property
@@ -437,7 +437,7 @@ class ComputeSerializer:
 
     @coalesce_below.setter
     def coalesce_below(self, value: int) -> None:
-        self._coalesce_below = value
+        self._coalesce_below = _checked_size(value, "coalesce_below")
         self._settings_changed()
 
     @property
@@ -1135,3 +1135,15 @@ def _assert_safe_beside(
         " strategies safe for untrusted input; pass allowed_deserializer_types"
         f" to decode {type(strategy).__name__} payloads from trusted peers"
     )
+
+
+def _checked_flag(value: object, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
+def _checked_size(value: object, name: str) -> int:
+    if type(value) is not int or value < 0:
+        raise TypeError(f"{name} must be an int >= 0 (bytes), got {value!r}")
+    return value

@@ -198,3 +198,19 @@ def test_compression_refuses_a_codec_instance_the_registry_would_not_decode_with
     registered = codec_registry().resolve("zstd")
     sender = ComputeSerializer(compression=registered)
     assert np.array_equal(sender.loads(sender.dumps(ARRAY)), ARRAY)
+
+
+@pytest.mark.parametrize("value", [None, "yes", 1])
+def test_writable_takes_only_a_bool(value: object) -> None:
+    with pytest.raises(TypeError, match="writable must be True or False"):
+        ComputeSerializer(writable=value)  # type: ignore[arg-type]
+    serde = ComputeSerializer()
+    with pytest.raises(TypeError, match="writable"):
+        serde.writable = value  # type: ignore[assignment]
+    assert serde.writable is False
+
+
+@pytest.mark.parametrize("value", [None, -1, 1.5, "64"])
+def test_coalesce_below_takes_only_a_size(value: object) -> None:
+    with pytest.raises(TypeError, match="coalesce_below must be an int >= 0"):
+        ComputeSerializer(coalesce_below=value)  # type: ignore[arg-type]
