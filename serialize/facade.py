@@ -514,15 +514,10 @@ class ComputeSerializer:
         # Frame codecs (serialize/codecs.py): with a codec, encoding compresses the
         # fast path's frames; codec-bearing messages are never learned, so their
         # decode always takes the slow path (_decode).
-        # What dumps_into writes: the frames of dumps, compressed or not.
-        self._into_frames: Callable[[Any], Sequence[BufferLike]] = (
-            self._fast.dumps_frames
-        )
         if self._codec is not None:
             compressor = codecs.MessageCompressor(
                 self._codecs, self._codec, self._fast.dumps_frames, self._fast.dumps
             )
-            self._into_frames = compressor.dumps_frames
             for name in ("dumps", "dumps_frames"):
                 if getattr(type(self), name) is getattr(ComputeSerializer, name):
                     setattr(self, name, getattr(compressor, name))
@@ -750,7 +745,7 @@ class ComputeSerializer:
         ``needed`` says how many bytes the message takes) before writing
         anything if it does not fit, ``TypeError`` for a read-only buffer.
         """
-        return stream.write_into(self._into_frames(obj), buffer)
+        return stream.write_into(self._fast.dumps_frames(obj), buffer)
 
     def loads_prefix(self, buffer: BufferLike) -> tuple[Any, int]:
         """Decode the message at the front of ``buffer``, which may hold more
@@ -768,7 +763,7 @@ class ComputeSerializer:
                 "loads_prefix() takes a buffer (bytes, bytearray, memoryview,"
                 f" shared memory ...), got {type(buffer).__name__}"
             )
-        view = binary.checked_view(buffer, "buffer")
+        view = memoryview(buffer).cast("B")
         if stream.is_bundle(view):
             raise DeserializationError(
                 "loads_prefix() decodes a message; the buffer starts with a bundle"
@@ -822,22 +817,9 @@ class ComputeSerializer:
 
     def _decode_writable(self, message: binary.Message) -> Any:
         """``_decode`` with the read-only out-of-band buffers copied first."""
-        codec = self._decoder_for(message)
-        return self._decode(self._writable_message(message, codec), codec)
-
-    @staticmethod
-    def _writable_message(
-        message: binary.Message, codec: StrategyCodec
-    ) -> binary.Message:
-        """``message`` as ``writable`` wants it: its frames decompressed (``codec``
-        has passed the allowlist and policy), then each read-only buffer copied,
-        so decompressed buffers (``bytes`` from the codecs) come back writable
-        too."""
-        if isinstance(message, codecs.CodedMessage):
-            message = codecs.decode_message(message, codec.compression, codec.limits)
         if message.buffers:
             message.buffers[:] = stream.writable_buffers(message.buffers)
-        return message
+        return self._decode(message)
 
     def _learn(self, message: binary.Message, codec: StrategyCodec) -> None:
         """Remember what decodes messages with ``message``'s 12-byte header prefix,
@@ -979,10 +961,8 @@ class ComputeSerializer:
         decoders = [self._decoder_for(m) for m in messages]
         codecs.check_bundle(messages, self.limits)
         if self._writable:
-            messages = [
-                self._writable_message(m, d)
-                for m, d in zip(messages, decoders, strict=True)
-            ]
+            for message in messages:
+                message.buffers[:] = stream.writable_buffers(message.buffers)
         return [self._decode(m, d) for m, d in zip(messages, decoders, strict=True)]
 
     # -- several payloads ------------------------------------------------------------
