@@ -256,7 +256,7 @@ class _Cursor:
     """Walks the format's frames through a list of buffers cut at frame
     boundaries."""
 
-    __slots__ = ("_frames", "_index", "_offset", "_views", "size")
+    __slots__ = ("_frames", "_index", "_offset", "_taken", "_views", "size")
 
     def __init__(self, frames: Sequence[BufferLike]) -> None:
         self._frames = frames
@@ -265,6 +265,9 @@ class _Cursor:
         ]
         self._index = 0
         self._offset = 0
+        # Whether a frame was taken from the current buffer: only then is an
+        # empty one used up (a leading empty buffer is an empty header frame).
+        self._taken = False
         self.size = sum(len(view) for view in self._views)
 
     def _settle(self) -> memoryview:
@@ -272,9 +275,14 @@ class _Cursor:
         the current one is used up (a buffer holds one frame or more, so an
         empty buffer is an empty frame, and is never skipped)."""
         views = self._views
-        if self._offset == len(views[self._index]) and self._index + 1 < len(views):
+        if (
+            self._taken
+            and self._offset == len(views[self._index])
+            and self._index + 1 < len(views)
+        ):
             self._index += 1
             self._offset = 0
+            self._taken = False
         return views[self._index]
 
     def here(self) -> tuple[memoryview, int]:
@@ -292,6 +300,7 @@ class _Cursor:
             )
         piece = view[self._offset : end]
         self._offset = end
+        self._taken = True
         return piece
 
     def finished(self) -> bool:
