@@ -176,6 +176,11 @@ class FrameCodecs:
             )
         if not self.min_ratio > 0:
             raise SerdeError("FrameCodecs: min_ratio must be > 0")
+        if isinstance(self.decode, str):
+            raise TypeError(
+                f"FrameCodecs(decode=...) takes a collection of codec names, not a"
+                f" str: write decode={{{self.decode!r}}}"
+            )
         if self.decode is not None and not isinstance(self.decode, frozenset):
             object.__setattr__(self, "decode", frozenset(self.decode))
 

@@ -774,3 +774,9 @@ def test_compression_and_coalescing_together_round_trip() -> None:
     assert len(frames) == 1  # compressed, then the small frames joined
     assert bytes(frames[0])[5] & binary.FLAG_CODECS
     assert serde.loads_frames(frames) == _compressible()
+
+
+def test_a_decode_list_given_as_one_string_is_refused() -> None:
+    # frozenset("zstd") would be the letters z, s, t, d: refused, with the fix.
+    with pytest.raises(TypeError, match="not a str"):
+        FrameCodecs(decode="zstd")  # type: ignore[arg-type]
