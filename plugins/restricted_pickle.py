@@ -444,6 +444,7 @@ class _GuardedUnpickler(_PyUnpickler):  # type: ignore[misc]
         args = self.stack.pop()
         cls = self.stack.pop()
         self._check_new(cls)
+        _check_amplification(cls, args, None, self._budget)
         self.append(cls.__new__(cls, *args))
 
     dispatch[pickle.NEWOBJ[0]] = load_newobj
@@ -453,6 +454,9 @@ class _GuardedUnpickler(_PyUnpickler):  # type: ignore[misc]
         args = self.stack.pop()
         cls = self.stack.pop()
         self._check_new(cls)
+        # ``cls.__new__`` of a builtin does what calling ``cls`` does
+        # (``tuple.__new__(tuple, range(10**10))``): the same limits apply.
+        _check_amplification(cls, args, kwargs, self._budget)
         self.append(cls.__new__(cls, *args, **kwargs))
 
     dispatch[pickle.NEWOBJ_EX[0]] = load_newobj_ex

@@ -571,6 +571,58 @@ def test_allowed_builtins_may_not_be_asked_for_far_more_than_the_payload(body, m
         _decode(body)
 
 
+def _new(cls: bytes, *args: bytes, kwargs: bytes = b"") -> bytes:
+    """``cls.__new__(cls, *args)`` (NEWOBJ), or with ``kwargs`` (NEWOBJ_EX)."""
+    if kwargs:
+        return cls + A.tuple_(*args) + kwargs + pickle.NEWOBJ_EX
+    return cls + A.tuple_(*args) + pickle.NEWOBJ
+
+
+@pytest.mark.parametrize(
+    "body, match",
+    [
+        pytest.param(
+            A.payload(_new(A.glob("builtins", "bytes"), _long(10**12))),
+            "1000000000000 bytes",
+            id="bytes.__new__(bytes, 10**12)",
+        ),
+        pytest.param(
+            A.payload(
+                _new(
+                    A.glob("builtins", "tuple"),
+                    A.call(A.glob("builtins", "range"), _long(2**40)),
+                )
+            ),
+            "a range of more than",
+            id="tuple.__new__(tuple, range(2**40))",
+        ),
+        pytest.param(
+            A.payload(
+                _new(
+                    A.glob("builtins", "int"),
+                    A.call(A.glob("decimal", "Decimal"), A.string("1e5000")),
+                )
+            ),
+            "an exponent to expand",
+            id="int.__new__(int, Decimal('1e5000'))",
+        ),
+        pytest.param(
+            A.payload(
+                _new(
+                    A.glob("fractions", "Fraction"),
+                    kwargs=A.dict_((A.string("numerator"), A.string("1e5000"))),
+                )
+            ),
+            "an exponent to expand",
+            id="Fraction.__new__(Fraction, numerator='1e5000')",
+        ),
+    ],
+)
+def test_newobj_is_held_to_the_same_limits_as_a_call(body, match):
+    with pytest.raises(DeserializationError, match=match):
+        _decode(body)
+
+
 def test_the_amplifying_builtins_still_decode_as_plain_values():
     import fractions
 
