@@ -25,8 +25,11 @@ What it guarantees, on any payload:
 * **The builtins of ``SAFE_DATA_GLOBALS`` cannot be asked for much more than the
   payload holds**: a ``range`` of more items than the payload has bytes (at least
   65,536) may not be passed to anything, ``bytes`` / ``bytearray`` may not be
-  asked for more bytes than that, and ``int`` / ``Fraction`` refuse what would
-  expand an exponent (``Fraction("1e999999999")``, ``int(Decimal(...))``).
+  asked for more bytes than that, ``int`` / ``Fraction`` refuse what would
+  expand an exponent (``Fraction("1e999999999")``, ``int(Decimal(...))``), and
+  ``Decimal`` an ``int`` of more than about 4,000 digits (its conversion is far
+  above linear).  The same checks hold for ``cls.__new__(cls, ...)`` (NEWOBJ).
+  On the C unpickler ``Decimal`` is a stand-in that checks its arguments.
 
 How, and what it costs.  CPython's C unpickler has no hook for BUILD, so a load
 first runs on the C unpickler (``pickle.Unpickler``) whose ``find_class`` hands out
@@ -227,8 +230,13 @@ class _FastUnpickler(pickle.Unpickler):
             inert = allowed._inert[key] = _inert(obj)
         if inert:
             return obj
-        if module.startswith("numpy"):
-            stand_in = _c_numpy_stand_ins().get(id(obj))
+        if module.startswith("numpy") or module in ("decimal", "_decimal"):
+            stand_ins = (
+                _c_numpy_stand_ins()
+                if module.startswith("numpy")
+                else _c_decimal_stand_ins()
+            )
+            stand_in = stand_ins.get(id(obj))
             if stand_in is not None:
                 seen = self.numpy
                 if seen is None:
@@ -313,6 +321,26 @@ class _CScalar:
         return _safe_scalar(dtype, data)
 
 
+class _CDecimal:
+    """``decimal.Decimal`` for the C unpickler: refuses a huge ``int`` (its
+    conversion takes time far more than linear in its size)."""
+
+    __slots__ = ()
+
+    def __call__(self, *args: Any) -> Any:
+        import decimal
+
+        _check_amplification(decimal.Decimal, args, None, _MIN_BUDGET)
+        return decimal.Decimal(*args)
+
+
+@functools.cache
+def _c_decimal_stand_ins() -> dict[int, Any]:
+    import decimal
+
+    return {id(decimal.Decimal): _CDecimal()}
+
+
 @functools.cache
 def _c_numpy_stand_ins() -> dict[int, Any]:
     import numpy as np
@@ -333,6 +361,7 @@ def _inert(obj: Any) -> bool:
     return (
         type(obj) is type
         and obj not in _AMPLIFIERS
+        and not _is_decimal(obj)
         and bool(obj.__flags__ & _IMMUTABLETYPE)
         and obj.__dictoffset__ == 0
         and not (obj.__module__ or "").startswith("numpy")
@@ -568,6 +597,10 @@ class _GuardedUnpickler(_PyUnpickler):  # type: ignore[misc]
 #: ``int(Decimal("1e999999999"))``): the C unpickler never hands them out, so
 #: their calls are checked below.
 _AMPLIFIERS = frozenset({range, bytes, bytearray, int})
+#: ``Decimal(n)`` takes time far above linear in the size of ``n`` (100 KB: 1.7 s);
+#: honest pickles pass a ``str``.  Larger ints are refused (about 4,000 digits,
+#: near CPython's ``int`` <-> ``str`` limit).
+_DECIMAL_INT_BITS = 13_300
 #: Payloads smaller than this may still ask for this many items or bytes.
 _MIN_BUDGET = 1 << 16
 
@@ -589,11 +622,22 @@ def _check_amplification(func: Any, args: Any, kwargs: Any, budget: int) -> None
                 _refuse_amplification(func, f"a range of more than {budget} items")
         elif kind is int and func in (bytes, bytearray) and value > budget:
             _refuse_amplification(func, f"{value} bytes")
+        elif (
+            kind is int and value.bit_length() > _DECIMAL_INT_BITS and _is_decimal(func)
+        ):
+            _refuse_amplification(
+                func, f"an int of {value.bit_length()} bits (more than 4,000 digits)"
+            )
         elif func is int or _is_fraction(func):
             if kind.__name__ == "Decimal" or (
                 kind is str and ("e" in value or "E" in value)
             ):
                 _refuse_amplification(func, f"{value!r:.40} (an exponent to expand)")
+
+
+def _is_decimal(func: Any) -> bool:
+    decimal = sys.modules.get("decimal")
+    return decimal is not None and func is getattr(decimal, "Decimal", None)
 
 
 def _is_fraction(func: Any) -> bool:

@@ -754,3 +754,31 @@ def test_random_streams_of_allowed_names_fail_cleanly_and_change_no_class(pieces
     else:
         repr(result)  # touch what was built: a lying dtype would crash here
     assert _class_state() == before
+
+
+def _decimal_of_a_huge_int(*, guarded: bool) -> bytes:
+    """``Decimal(n)`` for an ``n`` of 20,000 bits (LONG4), alone (the C
+    unpickler) or beside a ``Fraction`` (the guarded one)."""
+    huge = 1 << 20_000
+    data = huge.to_bytes(huge.bit_length() // 8 + 1, "little")
+    call = A.call(
+        A.glob("decimal", "Decimal"),
+        pickle.LONG4 + len(data).to_bytes(4, "little") + data,
+    )
+    if guarded:
+        return A.payload(A.tuple_(call, A.call(A.glob("fractions", "Fraction"))))
+    return A.payload(call)
+
+
+@pytest.mark.parametrize("guarded", [False, True], ids=["c", "guarded"])
+def test_decimal_of_a_huge_int_is_refused(guarded):
+    # Decimal(int) takes time far above linear in the int's size (a 100 KB int
+    # took 1.7 s); honest pickles carry a Decimal as a str.
+    with pytest.raises(DeserializationError, match="Decimal may not be asked"):
+        _decode(_decimal_of_a_huge_int(guarded=guarded))
+    import decimal
+
+    value = [decimal.Decimal("1.50"), decimal.Decimal(10**100), decimal.Decimal]
+    assert RESTRICTED.loads(PLAIN.dumps(value)) == value
+    small = A.call(A.glob("decimal", "Decimal"), _long(10**500))
+    assert _decode(A.payload(small)) == decimal.Decimal(10**500)
