@@ -65,8 +65,11 @@ fixed cost, not per byte); on the guarded path a strided array 15 -> 112, 100
 opcode (``pickletools.genops``) would have cost the 10k-dict list ~40 ms.
 
 What it does not bound: constructors an allowlist adds beyond
-``SAFE_DATA_GLOBALS``, and CPython's memo table, which the C unpickler sizes by an
-index read from the payload (``LONG_BINPUT``).  So restricted pickle is not
+``SAFE_DATA_GLOBALS``; CPython's memo table, which the C unpickler sizes by an
+index read from the payload (``LONG_BINPUT``); and the time to hash (or compare,
+or ``str``) a value whose parts the memo shares: a tuple ``(t, t)`` nested 40
+deep is 250 bytes and 2**40 steps to hash as a set item or dict key (24 levels
+took 0.2 s, each level doubles it).  So restricted pickle is not
 ``SAFE_FOR_UNTRUSTED``, and the facade treats it as "restricted" (see
 ``PickleData``).
 """
