@@ -25,8 +25,11 @@ What it guarantees, on any payload:
 * **The builtins of ``SAFE_DATA_GLOBALS`` cannot be asked for much more than the
   payload holds**: a ``range`` of more items than the payload has bytes (at least
   65,536) may not be passed to anything, ``bytes`` / ``bytearray`` may not be
-  asked for more bytes than that, and ``int`` / ``Fraction`` refuse what would
-  expand an exponent (``Fraction("1e999999999")``, ``int(Decimal(...))``).
+  asked for more bytes than that, ``int`` / ``Fraction`` refuse what would
+  expand an exponent (``Fraction("1e999999999")``, ``int(Decimal(...))``), and
+  ``Decimal`` an ``int`` of more than about 4,000 digits (its conversion is far
+  above linear).  The same checks hold for ``cls.__new__(cls, ...)`` (NEWOBJ).
+  On the C unpickler ``Decimal`` is a stand-in that checks its arguments.
 
 How, and what it costs.  CPython's C unpickler has no hook for BUILD, so a load
 first runs on the C unpickler (``pickle.Unpickler``) whose ``find_class`` hands out
@@ -62,8 +65,11 @@ fixed cost, not per byte); on the guarded path a strided array 15 -> 112, 100
 opcode (``pickletools.genops``) would have cost the 10k-dict list ~40 ms.
 
 What it does not bound: constructors an allowlist adds beyond
-``SAFE_DATA_GLOBALS``, and CPython's memo table, which the C unpickler sizes by an
-index read from the payload (``LONG_BINPUT``).  So restricted pickle is not
+``SAFE_DATA_GLOBALS``; CPython's memo table, which the C unpickler sizes by an
+index read from the payload (``LONG_BINPUT``); and the time to hash (or compare,
+or ``str``) a value whose parts the memo shares: a tuple ``(t, t)`` nested 40
+deep is 250 bytes and 2**40 steps to hash as a set item or dict key (24 levels
+took 0.2 s, each level doubles it).  So restricted pickle is not
 ``SAFE_FOR_UNTRUSTED``, and the facade treats it as "restricted" (see
 ``PickleData``).
 """
@@ -227,8 +233,13 @@ class _FastUnpickler(pickle.Unpickler):
             inert = allowed._inert[key] = _inert(obj)
         if inert:
             return obj
-        if module.startswith("numpy"):
-            stand_in = _c_numpy_stand_ins().get(id(obj))
+        if module.startswith("numpy") or module in ("decimal", "_decimal"):
+            stand_ins = (
+                _c_numpy_stand_ins()
+                if module.startswith("numpy")
+                else _c_decimal_stand_ins()
+            )
+            stand_in = stand_ins.get(id(obj))
             if stand_in is not None:
                 seen = self.numpy
                 if seen is None:
@@ -313,6 +324,26 @@ class _CScalar:
         return _safe_scalar(dtype, data)
 
 
+class _CDecimal:
+    """``decimal.Decimal`` for the C unpickler: refuses a huge ``int`` (its
+    conversion takes time far more than linear in its size)."""
+
+    __slots__ = ()
+
+    def __call__(self, *args: Any) -> Any:
+        import decimal
+
+        _check_amplification(decimal.Decimal, args, None, _MIN_BUDGET)
+        return decimal.Decimal(*args)
+
+
+@functools.cache
+def _c_decimal_stand_ins() -> dict[int, Any]:
+    import decimal
+
+    return {id(decimal.Decimal): _CDecimal()}
+
+
 @functools.cache
 def _c_numpy_stand_ins() -> dict[int, Any]:
     import numpy as np
@@ -333,6 +364,7 @@ def _inert(obj: Any) -> bool:
     return (
         type(obj) is type
         and obj not in _AMPLIFIERS
+        and not _is_decimal(obj)
         and bool(obj.__flags__ & _IMMUTABLETYPE)
         and obj.__dictoffset__ == 0
         and not (obj.__module__ or "").startswith("numpy")
@@ -444,6 +476,7 @@ class _GuardedUnpickler(_PyUnpickler):  # type: ignore[misc]
         args = self.stack.pop()
         cls = self.stack.pop()
         self._check_new(cls)
+        _check_amplification(cls, args, None, self._budget)
         self.append(cls.__new__(cls, *args))
 
     dispatch[pickle.NEWOBJ[0]] = load_newobj
@@ -453,6 +486,9 @@ class _GuardedUnpickler(_PyUnpickler):  # type: ignore[misc]
         args = self.stack.pop()
         cls = self.stack.pop()
         self._check_new(cls)
+        # ``cls.__new__`` of a builtin does what calling ``cls`` does
+        # (``tuple.__new__(tuple, range(10**10))``): the same limits apply.
+        _check_amplification(cls, args, kwargs, self._budget)
         self.append(cls.__new__(cls, *args, **kwargs))
 
     dispatch[pickle.NEWOBJ_EX[0]] = load_newobj_ex
@@ -564,6 +600,10 @@ class _GuardedUnpickler(_PyUnpickler):  # type: ignore[misc]
 #: ``int(Decimal("1e999999999"))``): the C unpickler never hands them out, so
 #: their calls are checked below.
 _AMPLIFIERS = frozenset({range, bytes, bytearray, int})
+#: ``Decimal(n)`` takes time far above linear in the size of ``n`` (100 KB: 1.7 s);
+#: honest pickles pass a ``str``.  Larger ints are refused (about 4,000 digits,
+#: near CPython's ``int`` <-> ``str`` limit).
+_DECIMAL_INT_BITS = 13_300
 #: Payloads smaller than this may still ask for this many items or bytes.
 _MIN_BUDGET = 1 << 16
 
@@ -585,11 +625,22 @@ def _check_amplification(func: Any, args: Any, kwargs: Any, budget: int) -> None
                 _refuse_amplification(func, f"a range of more than {budget} items")
         elif kind is int and func in (bytes, bytearray) and value > budget:
             _refuse_amplification(func, f"{value} bytes")
+        elif (
+            kind is int and value.bit_length() > _DECIMAL_INT_BITS and _is_decimal(func)
+        ):
+            _refuse_amplification(
+                func, f"an int of {value.bit_length()} bits (more than 4,000 digits)"
+            )
         elif func is int or _is_fraction(func):
             if kind.__name__ == "Decimal" or (
                 kind is str and ("e" in value or "E" in value)
             ):
                 _refuse_amplification(func, f"{value!r:.40} (an exponent to expand)")
+
+
+def _is_decimal(func: Any) -> bool:
+    decimal = sys.modules.get("decimal")
+    return decimal is not None and func is getattr(decimal, "Decimal", None)
 
 
 def _is_fraction(func: Any) -> bool:

@@ -571,6 +571,58 @@ def test_allowed_builtins_may_not_be_asked_for_far_more_than_the_payload(body, m
         _decode(body)
 
 
+def _new(cls: bytes, *args: bytes, kwargs: bytes = b"") -> bytes:
+    """``cls.__new__(cls, *args)`` (NEWOBJ), or with ``kwargs`` (NEWOBJ_EX)."""
+    if kwargs:
+        return cls + A.tuple_(*args) + kwargs + pickle.NEWOBJ_EX
+    return cls + A.tuple_(*args) + pickle.NEWOBJ
+
+
+@pytest.mark.parametrize(
+    "body, match",
+    [
+        pytest.param(
+            A.payload(_new(A.glob("builtins", "bytes"), _long(10**12))),
+            "1000000000000 bytes",
+            id="bytes.__new__(bytes, 10**12)",
+        ),
+        pytest.param(
+            A.payload(
+                _new(
+                    A.glob("builtins", "tuple"),
+                    A.call(A.glob("builtins", "range"), _long(2**40)),
+                )
+            ),
+            "a range of more than",
+            id="tuple.__new__(tuple, range(2**40))",
+        ),
+        pytest.param(
+            A.payload(
+                _new(
+                    A.glob("builtins", "int"),
+                    A.call(A.glob("decimal", "Decimal"), A.string("1e5000")),
+                )
+            ),
+            "an exponent to expand",
+            id="int.__new__(int, Decimal('1e5000'))",
+        ),
+        pytest.param(
+            A.payload(
+                _new(
+                    A.glob("fractions", "Fraction"),
+                    kwargs=A.dict_((A.string("numerator"), A.string("1e5000"))),
+                )
+            ),
+            "an exponent to expand",
+            id="Fraction.__new__(Fraction, numerator='1e5000')",
+        ),
+    ],
+)
+def test_newobj_is_held_to_the_same_limits_as_a_call(body, match):
+    with pytest.raises(DeserializationError, match=match):
+        _decode(body)
+
+
 def test_the_amplifying_builtins_still_decode_as_plain_values():
     import fractions
 
@@ -702,3 +754,31 @@ def test_random_streams_of_allowed_names_fail_cleanly_and_change_no_class(pieces
     else:
         repr(result)  # touch what was built: a lying dtype would crash here
     assert _class_state() == before
+
+
+def _decimal_of_a_huge_int(*, guarded: bool) -> bytes:
+    """``Decimal(n)`` for an ``n`` of 20,000 bits (LONG4), alone (the C
+    unpickler) or beside a ``Fraction`` (the guarded one)."""
+    huge = 1 << 20_000
+    data = huge.to_bytes(huge.bit_length() // 8 + 1, "little")
+    call = A.call(
+        A.glob("decimal", "Decimal"),
+        pickle.LONG4 + len(data).to_bytes(4, "little") + data,
+    )
+    if guarded:
+        return A.payload(A.tuple_(call, A.call(A.glob("fractions", "Fraction"))))
+    return A.payload(call)
+
+
+@pytest.mark.parametrize("guarded", [False, True], ids=["c", "guarded"])
+def test_decimal_of_a_huge_int_is_refused(guarded):
+    # Decimal(int) takes time far above linear in the int's size (a 100 KB int
+    # took 1.7 s); honest pickles carry a Decimal as a str.
+    with pytest.raises(DeserializationError, match="Decimal may not be asked"):
+        _decode(_decimal_of_a_huge_int(guarded=guarded))
+    import decimal
+
+    value = [decimal.Decimal("1.50"), decimal.Decimal(10**100), decimal.Decimal]
+    assert RESTRICTED.loads(PLAIN.dumps(value)) == value
+    small = A.call(A.glob("decimal", "Decimal"), _long(10**500))
+    assert _decode(A.payload(small)) == decimal.Decimal(10**500)

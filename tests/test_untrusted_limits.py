@@ -423,3 +423,32 @@ def test_colliding_keys_in_a_small_map_are_refused_too(kind: str) -> None:
         untrusted().loads(blob(map_of([(k, None) for k in keys])))
     small = {1: "a", -2: 2.5, 3.5: None, b"k": 1, "s": [1]}
     assert untrusted().loads(untrusted().dumps(small)) == small
+
+
+# -- container headers: msgpack allocates what they declare before reading ---------
+
+
+def declared_but_missing(depth: int) -> bytes:
+    """``depth`` nested array 32 headers, each declaring as many elements as the
+    body has bytes, and no element: msgpack's C unpacker allocates 8 bytes per
+    declared element of each before it finds the body truncated."""
+    length = 5 * depth + 1
+    return b"".join([b"\xdd" + length.to_bytes(4, "big")] * depth) + b"\xc0"
+
+
+@pytest.mark.parametrize("depth", [100, 1000])
+def test_declared_container_lengths_cannot_allocate_far_beyond_the_body(
+    depth: int,
+) -> None:
+    body = declared_but_missing(depth)  # 1000: 5 KB that made 40 MB
+    s = untrusted()
+    with pytest.raises(DeserializationError, match=r"truncated|incomplete"):
+        s.loads(blob(body))
+    assert peak_bytes(lambda: s.loads(blob(body))) < 96 * len(body) + (1 << 20)
+    assert peak_bytes(lambda: MsgpackData().decode(body)) < 96 * len(body) + (1 << 20)
+
+
+def test_complete_bodies_with_many_large_containers_still_decode() -> None:
+    value = [[i] * 100 for i in range(50)] + [{str(i): i for i in range(20)}]
+    s = untrusted()
+    assert s.loads(s.dumps(value)) == value
