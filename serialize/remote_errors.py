@@ -445,9 +445,22 @@ class _Encoder:
             self.truncated = True
         out["notes"] = [self.text(n, lim.max_note_chars) for n in notes]
         if f.fields:
-            out["fields"] = {
-                k: list(v) if isinstance(v, tuple) else v for k, v in f.fields.items()
-            }
+            # Field text counts against max_total_chars like every other text;
+            # fields that do not fit are left out whole (and the object flagged).
+            chars = sum(
+                len(text)
+                for v in f.fields.values()
+                for text in (v if isinstance(v, tuple) else (v,))
+                if isinstance(text, str)
+            )
+            if chars > max(self.chars_left, 0):
+                self.truncated = True
+            else:
+                self.chars_left -= chars
+                out["fields"] = {
+                    k: list(v) if isinstance(v, tuple) else v
+                    for k, v in f.fields.items()
+                }
         truncated = self.truncated
 
         inner = (*path, id(exc))

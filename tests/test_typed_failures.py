@@ -474,3 +474,20 @@ def test_a_child_without_freight_reports_it_in_the_protocol(tmp_path: Path) -> N
     assert check.error is not None and check.error.is_a(ModuleNotFoundError)
     assert check.reason is not None
     assert check.reason.startswith("freight is not importable in a fresh interpreter")
+
+
+def test_field_text_counts_against_the_payload_text_budget() -> None:
+    # 16 fields of 16 strings of 16 KiB: 4 MiB of field text for one exception.
+    class Wide(TypedFailure):
+        error_fields = tuple(f"f{i}" for i in range(16))
+
+    big = tuple("x" * 16_000 for _ in range(16))
+    error = Wide("wide", **{name: big for name in Wide.error_fields})
+    record = exception_to_dict(error)
+
+    text = json.dumps(record)
+    assert len(text) < 1_100_000  # about max_total_chars (1 MiB), not 4 MiB
+    assert record["truncated"] is True and "fields" not in record
+    # Within the budget, fields are kept.
+    small = Wide("wide", **{name: ("a", "b") for name in Wide.error_fields})
+    assert exception_to_dict(small)["fields"]["f0"] == ["a", "b"]
