@@ -326,8 +326,8 @@ class ComputeSerializer:
         self._limits = _limits_or_default(limits)
         self._cache = FunctionCache() if cache_code else None
         # Each strategy's codec (its per-strategy steps: envelope.StrategyCodec)
-        # under the settings below, rebuilt when one changes; the headers they
-        # made are kept.
+        # under the settings below, rebuilt when one changes (see
+        # _settings_changed).
         self._single: dict[SerializationStrategy, StrategyCodec] = {}
         # Decoders that passed the allowlist and the policy, by identifier (their
         # codecs), and what decodes a binary message, by its 12-byte header
@@ -462,11 +462,16 @@ class ComputeSerializer:
         path around the data strategy."""
         self._admitted.clear()
         self._known.clear()
+        # Only the encoding strategies' codecs are carried over (keeping the
+        # headers they made); a replaced strategy's is dropped, and a decoder's
+        # is made again when it is next admitted.
+        old = self._single
         self._single = {
-            strategy: codec.replace(
+            strategy: old[strategy].replace(
                 limits=self._limits, policy=self._policy, compression=self._codecs
             )
-            for strategy, codec in self._single.items()
+            for strategy in (self._data_serializer, self._code_serializer)
+            if strategy in old
         }
         self._data_codec = self._codec_of(self._data_serializer)
         self._code_codec = self._codec_of(self._code_serializer)
