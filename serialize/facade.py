@@ -24,7 +24,7 @@ import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from freight.serialize import binary, codecs, envelope, fastpath, stream, text
 from freight.serialize.binary import BufferLike
@@ -334,7 +334,7 @@ class ComputeSerializer:
         # prefix (see _learn): verdicts under the settings below, forgotten when
         # one changes.
         self._admitted: dict[str, StrategyCodec] = {}
-        self._known: dict[bytes, _Known] = {}
+        self._known: dict[bytes, envelope.Known] = {}
         self._code_serializer = self._select(
             strategy_code, DEFAULT_CODE_STRATEGY, for_code=True
         )
@@ -881,14 +881,7 @@ class ComputeSerializer:
         known = self._known
         if len(known) >= _MAX_KNOWN_HEADERS:
             known.clear()
-        limits = self._limits
-        known[prefix] = _Known(
-            codec.body_decoder(),
-            codec.frames_decoder(),
-            codec.strategy,
-            limits.max_size,
-            limits.max_frames,
-        )
+        known[prefix] = codec.known()
 
     def _decode(
         self,
@@ -1083,21 +1076,6 @@ class ComputeSerializer:
             identifier=strategy.identifier,
             strategy=strategy.name,
         )
-
-
-class _Known(NamedTuple):
-    """What decodes a message with a learned header prefix (``fastpath``)."""
-
-    #: The strategy's ``body_decoder()`` under the serializer's limits: for a
-    #: message without out-of-band buffers.
-    decode: Callable[[bytes | memoryview], Any]
-    #: Its ``from_frames`` under the serializer's limits: for one with buffers.
-    decode_frames: Callable[[bytes | memoryview, list[memoryview]], Any]
-    strategy: SerializationStrategy
-    #: The serializer's ``Limits.max_size`` and ``max_frames``, which the fast
-    #: path checks against each message's lengths.
-    max_size: int
-    max_frames: int
 
 
 _PYTHON = sys.version_info[:2]
