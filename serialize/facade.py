@@ -496,7 +496,7 @@ class ComputeSerializer:
         heads = self._data_codec.headers
         self._fast: fastpath.FastPathLike = fastpath.FastPath(
             strategy=strategy,
-            encoders=_encoders(strategy),
+            encoders=envelope.encoders_of(strategy),  # callables: code strategy
             prefix=heads.prefix,
             meta=heads.meta,
             code_frames=self._code_frames,
@@ -1093,15 +1093,6 @@ _EMBEDDING_METHODS = {
     (False, True): ("dumps_frames",),
     (True, True): ("loads", "loads_frames", "dumps_frames"),
 }
-
-
-def _encoders(strategy: SerializationStrategy) -> dict[type, tuple[Any, ...]]:
-    """The fast path's ``{type: (function, *args)}`` from ``strategy.body_encoder()``.
-
-    Types whose instances are callable are left out: ``dumps`` sends those to the
-    code strategy.
-    """
-    return envelope.encoders_of(strategy)
 
 
 def _assert_safe_beside(
