@@ -37,7 +37,7 @@ import json
 import sys
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from freight.serialize import binary, codecs, fastpath, stream, text
 from freight.serialize.binary import BufferLike
@@ -59,6 +59,7 @@ __all__ = [
     "BlobEnvelope",
     "Envelope",
     "FramesEnvelope",
+    "Known",
     "StrategyCodec",
     "TextEnvelope",
     "VersionMismatchWarning",
@@ -278,6 +279,21 @@ class _Headers:
         if size < self._SMALL:
             self.small[size] = header
         return header
+
+
+class Known(NamedTuple):
+    """What decodes a message with a learned header prefix (``fastpath``)."""
+
+    #: The strategy's ``body_decoder()`` under the codec's limits: for a
+    #: message without out-of-band buffers.
+    decode: Callable[[bytes | memoryview], Any]
+    #: Its ``from_frames`` under the codec's limits: for one with buffers.
+    decode_frames: Callable[[bytes | memoryview, list[memoryview]], Any]
+    strategy: SerializationStrategy
+    #: The codec's ``Limits.max_size`` and ``max_frames``, which the fast
+    #: path checks against each message's lengths.
+    max_size: int
+    max_frames: int
 
 
 class StrategyCodec:
@@ -523,6 +539,18 @@ class StrategyCodec:
             return self.strategy.from_frames
         return functools.partial(run_within, limits, self.strategy.from_frames)
 
+    def known(self) -> Known:
+        """What decodes this strategy's messages once their header prefix is
+        learned (an entry of a fast path's ``known`` table)."""
+        limits = self.limits
+        return Known(
+            self.body_decoder(),
+            self.frames_decoder(),
+            self.strategy,
+            limits.max_size,
+            limits.max_frames,
+        )
+
     def version_mismatch(self, message: binary.Message, advice: str = "") -> str | None:
         """Why ``message`` may not decode here: code from another Python minor
         version, and this strategy is not portable; ``None`` otherwise."""
@@ -562,13 +590,7 @@ class StrategyCodec:
             decode_failed=decode_failure,
         )
         if not self._decode_refusal and not heads.prefix[5] & ~binary.LEARNABLE_FLAGS:
-            known[heads.prefix] = (
-                self.body_decoder(),
-                self.frames_decoder(),
-                strategy,
-                self.limits.max_size,
-                self.limits.max_frames,
-            )
+            known[heads.prefix] = self.known()
         dumps, dumps_frames = fast.dumps, fast.dumps_frames
         if self._encode_refusal:
             dumps = dumps_frames = self._refuse_encoding

@@ -24,7 +24,7 @@ import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from freight.serialize import binary, codecs, envelope, fastpath, stream, text
 from freight.serialize.binary import BufferLike
@@ -326,15 +326,15 @@ class ComputeSerializer:
         self._limits = _limits_or_default(limits)
         self._cache = FunctionCache() if cache_code else None
         # Each strategy's codec (its per-strategy steps: envelope.StrategyCodec)
-        # under the settings below, rebuilt when one changes; the headers they
-        # made are kept.
+        # under the settings below, rebuilt when one changes (see
+        # _settings_changed).
         self._single: dict[SerializationStrategy, StrategyCodec] = {}
         # Decoders that passed the allowlist and the policy, by identifier (their
         # codecs), and what decodes a binary message, by its 12-byte header
         # prefix (see _learn): verdicts under the settings below, forgotten when
         # one changes.
         self._admitted: dict[str, StrategyCodec] = {}
-        self._known: dict[bytes, _Known] = {}
+        self._known: dict[bytes, envelope.Known] = {}
         self._code_serializer = self._select(
             strategy_code, DEFAULT_CODE_STRATEGY, for_code=True
         )
@@ -462,11 +462,16 @@ class ComputeSerializer:
         path around the data strategy."""
         self._admitted.clear()
         self._known.clear()
+        # Only the encoding strategies' codecs are carried over (keeping the
+        # headers they made); a replaced strategy's is dropped, and a decoder's
+        # is made again when it is next admitted.
+        old = self._single
         self._single = {
-            strategy: codec.replace(
+            strategy: old[strategy].replace(
                 limits=self._limits, policy=self._policy, compression=self._codecs
             )
-            for strategy, codec in self._single.items()
+            for strategy in (self._data_serializer, self._code_serializer)
+            if strategy in old
         }
         self._data_codec = self._codec_of(self._data_serializer)
         self._code_codec = self._codec_of(self._code_serializer)
@@ -491,7 +496,7 @@ class ComputeSerializer:
         heads = self._data_codec.headers
         self._fast: fastpath.FastPathLike = fastpath.FastPath(
             strategy=strategy,
-            encoders=_encoders(strategy),
+            encoders=envelope.encoders_of(strategy),  # callables: code strategy
             prefix=heads.prefix,
             meta=heads.meta,
             code_frames=self._code_frames,
@@ -876,14 +881,7 @@ class ComputeSerializer:
         known = self._known
         if len(known) >= _MAX_KNOWN_HEADERS:
             known.clear()
-        limits = self._limits
-        known[prefix] = _Known(
-            codec.body_decoder(),
-            codec.frames_decoder(),
-            codec.strategy,
-            limits.max_size,
-            limits.max_frames,
-        )
+        known[prefix] = codec.known()
 
     def _decode(
         self,
@@ -1080,21 +1078,6 @@ class ComputeSerializer:
         )
 
 
-class _Known(NamedTuple):
-    """What decodes a message with a learned header prefix (``fastpath``)."""
-
-    #: The strategy's ``body_decoder()`` under the serializer's limits: for a
-    #: message without out-of-band buffers.
-    decode: Callable[[bytes | memoryview], Any]
-    #: Its ``from_frames`` under the serializer's limits: for one with buffers.
-    decode_frames: Callable[[bytes | memoryview, list[memoryview]], Any]
-    strategy: SerializationStrategy
-    #: The serializer's ``Limits.max_size`` and ``max_frames``, which the fast
-    #: path checks against each message's lengths.
-    max_size: int
-    max_frames: int
-
-
 _PYTHON = sys.version_info[:2]
 _DEFAULT_MAX_SIZE = DEFAULT_LIMITS.max_size
 #: How many header prefixes the decode fast paths remember (see ``_learn``).
@@ -1110,15 +1093,6 @@ _EMBEDDING_METHODS = {
     (False, True): ("dumps_frames",),
     (True, True): ("loads", "loads_frames", "dumps_frames"),
 }
-
-
-def _encoders(strategy: SerializationStrategy) -> dict[type, tuple[Any, ...]]:
-    """The fast path's ``{type: (function, *args)}`` from ``strategy.body_encoder()``.
-
-    Types whose instances are callable are left out: ``dumps`` sends those to the
-    code strategy.
-    """
-    return envelope.encoders_of(strategy)
 
 
 def _assert_safe_beside(

@@ -214,3 +214,24 @@ def test_writable_takes_only_a_bool(value: object) -> None:
 def test_coalesce_below_takes_only_a_size(value: object) -> None:
     with pytest.raises(TypeError, match="coalesce_below must be an int >= 0"):
         ComputeSerializer(coalesce_below=value)  # type: ignore[arg-type]
+
+
+def test_a_replaced_data_strategy_is_not_kept_alive() -> None:
+    # Each assignment used to leave the old strategy's StrategyCodec (and so the
+    # strategy) in the serializer: memory grew with every data_serializer =.
+    import gc
+    import weakref
+
+    from freight.plugins.pickle_strategies import PickleData
+
+    s = ComputeSerializer()
+    first = PickleData()
+    s.data_serializer = first
+    assert s.loads(s.dumps({"a": 1})) == {"a": 1}
+    gone = weakref.ref(first)
+    del first
+    for _ in range(3):
+        s.data_serializer = PickleData()
+    gc.collect()
+    assert gone() is None
+    assert s.loads(s.dumps({"a": 1})) == {"a": 1}

@@ -35,10 +35,10 @@ from freight.serialize import (
     SerializationError,
     StrategyRegistry,
     binary,
-    facade,
     fastpath,
     hookimpl,
 )
+from freight.serialize.envelope import encoders_of
 from freight.testing import assert_same_value, picklable_values
 
 try:
@@ -193,7 +193,7 @@ class Plain:
 
 def test_types_with_callable_instances_are_left_to_the_code_strategy(each_fast_path):
     encoder = BodyEncoder(frozenset({Callable_, Plain, int}), direct)
-    assert set(facade._encoders(make(encoder).data_serializer)) == {Plain, int}
+    assert set(encoders_of(make(encoder).data_serializer)) == {Plain, int}
     s = make(encoder)
     blob = s.dumps(Callable_())
     assert blob[8:11] == b"01\n"  # DillCode's message
