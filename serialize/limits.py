@@ -87,20 +87,12 @@ def run_within(limits: Limits, function: Callable[..., Any], *args: Any) -> Any:
         _active.reset(token)
 
 
-def check_depth(
-    value: Any, what: str = "decoded value", *, at_most: int | None = None
-) -> None:
+def check_depth(value: Any, what: str = "decoded value") -> None:
     """Raise ``DeserializationError`` naming ``max_depth`` if ``value`` nests lists,
     tuples and dicts (dict keys included) deeper than the active ``max_depth``.
-
-    ``at_most``: a bound on ``value``'s depth the caller already knows (the
-    decoder's own stack bound, the number of bytes it was read from ...); when it
-    is within the limit nothing is walked.  Otherwise the walk visits every
-    container once, iteratively.
-    """
+    The walk visits every container once, iteratively; callers skip it when they
+    know the value cannot nest that deep."""
     limit = _active.get().max_depth
-    if at_most is not None and at_most <= limit:
-        return
     # Level by level; the containers of each level are picked out at C speed.
     level = [value] if type(value) in _CONTAINERS else []
     depth = 0
