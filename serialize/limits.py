@@ -3,12 +3,13 @@
 Exceeding a limit raises ``DeserializationError`` naming it.  The facade makes its
 ``Limits`` the active ones while a strategy decodes, so strategies whose formats nest
 (JSON, msgpack) can enforce ``max_depth`` through ``check_depth`` (or
-``check_json_depth``), and strategies that copy can count what they materialise
+``loads_json``), and strategies that copy can count what they materialise
 against ``max_size`` with a ``SizeBudget``.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -116,18 +117,25 @@ _CONTAINERS = frozenset({list, tuple, dict})
 _IS_CONTAINER = _CONTAINERS.__contains__
 
 
-def check_json_depth(value: Any, text: str, what: str = "the JSON document") -> None:
-    """``check_depth`` for a value ``json.loads`` made from ``text``, walking it
-    only when ``text`` could nest deeper than the active ``max_depth``: not when
-    the interpreter's recursion limit already bounds ``json`` (before Python 3.12)
-    within it, nor when ``text`` has too few characters or opening brackets."""
+def loads_json(text: str, what: str = "the JSON document") -> Any:
+    """``json.loads(text)`` within the active ``max_depth``: a document nested
+    deeper raises ``DeserializationError`` naming it, whatever the interpreter's
+    recursion limit.  The value is walked (``check_depth``) only when ``text``
+    could nest deeper than the limit: not when the recursion limit already bounds
+    ``json`` (before Python 3.12) within it, nor when ``text`` has too few
+    characters or opening brackets.  Invalid JSON raises ``json``'s ValueError."""
+    try:
+        value = json.loads(text)
+    except RecursionError as e:
+        raise depth_exceeded(e, what) from e
     limit = _active.get().max_depth
     if _JSON_NESTING_IS_RECURSION_BOUNDED and sys.getrecursionlimit() <= limit:
-        return
+        return value
     # Each level takes an opening and a closing bracket.
     if len(text) <= 2 * limit or text.count("[") + text.count("{") <= limit:
-        return
+        return value
     check_depth(value, what)
+    return value
 
 
 class SizeBudget:
