@@ -27,7 +27,7 @@ from freight.serialize import (
     TextStrategy,
     hookimpl,
 )
-from freight.serialize.limits import check_json_depth, depth_exceeded
+from freight.serialize.limits import loads_json
 from freight.serialize.remote_errors import (
     DEFAULT_ALLOWED_MODULES,
     exception_from_dict,
@@ -80,14 +80,11 @@ class ExceptionData(TextStrategy):
 
     def decode_text(self, text: str) -> Any:
         try:
-            data = json.loads(text)
-        except RecursionError as e:
-            raise depth_exceeded(e, "ExceptionData payload") from e
+            data = loads_json(text, "ExceptionData payload")
         except ValueError as e:
             raise DeserializationError(
                 f"ExceptionData payload is not valid JSON: {e}"
             ) from e
-        check_json_depth(data, text, "ExceptionData payload")
         return exception_from_dict(
             data, rebuild=self.rebuild, allowed_modules=self.allowed_modules
         )

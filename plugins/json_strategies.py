@@ -3,7 +3,7 @@
 Safe to decode from anyone and readable by any language, but only for the JSON
 domain: ``None``, bools, numbers, strings, lists and string-keyed dicts.  Tuples come
 back as lists and non-string keys as strings, as ``json`` does.  Decoding enforces
-the decode limits' ``max_depth`` exactly (``check_json_depth``), whatever the
+the decode limits' ``max_depth`` exactly (``loads_json``), whatever the
 interpreter's recursion limit; keys are strings, whose hashes are randomized.
 """
 
@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 from freight.serialize import Property, TextStrategy, hookimpl
-from freight.serialize.limits import check_json_depth, depth_exceeded
+from freight.serialize.limits import loads_json
 
 
 class JSONData(TextStrategy):
@@ -33,12 +33,7 @@ class JSONData(TextStrategy):
         return json.dumps(obj)
 
     def decode_text(self, text: str) -> Any:
-        try:
-            value = json.loads(text)
-        except RecursionError as e:
-            raise depth_exceeded(e, "the JSON document") from e
-        check_json_depth(value, text, "the JSON document")
-        return value
+        return loads_json(text)
 
 
 @hookimpl

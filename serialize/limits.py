@@ -3,12 +3,13 @@
 Exceeding a limit raises ``DeserializationError`` naming it.  The facade makes its
 ``Limits`` the active ones while a strategy decodes, so strategies whose formats nest
 (JSON, msgpack) can enforce ``max_depth`` through ``check_depth`` (or
-``check_json_depth``), and strategies that copy can count what they materialise
+``loads_json``), and strategies that copy can count what they materialise
 against ``max_size`` with a ``SizeBudget``.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -87,20 +88,12 @@ def run_within(limits: Limits, function: Callable[..., Any], *args: Any) -> Any:
         _active.reset(token)
 
 
-def check_depth(
-    value: Any, what: str = "decoded value", *, at_most: int | None = None
-) -> None:
+def check_depth(value: Any, what: str = "decoded value") -> None:
     """Raise ``DeserializationError`` naming ``max_depth`` if ``value`` nests lists,
     tuples and dicts (dict keys included) deeper than the active ``max_depth``.
-
-    ``at_most``: a bound on ``value``'s depth the caller already knows (the
-    decoder's own stack bound, the number of bytes it was read from ...); when it
-    is within the limit nothing is walked.  Otherwise the walk visits every
-    container once, iteratively.
-    """
+    The walk visits every container once, iteratively; callers skip it when they
+    know the value cannot nest that deep."""
     limit = _active.get().max_depth
-    if at_most is not None and at_most <= limit:
-        return
     # Level by level; the containers of each level are picked out at C speed.
     level = [value] if type(value) in _CONTAINERS else []
     depth = 0
@@ -124,18 +117,25 @@ _CONTAINERS = frozenset({list, tuple, dict})
 _IS_CONTAINER = _CONTAINERS.__contains__
 
 
-def check_json_depth(value: Any, text: str, what: str = "the JSON document") -> None:
-    """``check_depth`` for a value ``json.loads`` made from ``text``, walking it
-    only when ``text`` could nest deeper than the active ``max_depth``: not when
-    the interpreter's recursion limit already bounds ``json`` (before Python 3.12)
-    within it, nor when ``text`` has too few characters or opening brackets."""
+def loads_json(text: str, what: str = "the JSON document") -> Any:
+    """``json.loads(text)`` within the active ``max_depth``: a document nested
+    deeper raises ``DeserializationError`` naming it, whatever the interpreter's
+    recursion limit.  The value is walked (``check_depth``) only when ``text``
+    could nest deeper than the limit: not when the recursion limit already bounds
+    ``json`` (before Python 3.12) within it, nor when ``text`` has too few
+    characters or opening brackets.  Invalid JSON raises ``json``'s ValueError."""
+    try:
+        value = json.loads(text)
+    except RecursionError as e:
+        raise depth_exceeded(e, what) from e
     limit = _active.get().max_depth
     if _JSON_NESTING_IS_RECURSION_BOUNDED and sys.getrecursionlimit() <= limit:
-        return
+        return value
     # Each level takes an opening and a closing bracket.
     if len(text) <= 2 * limit or text.count("[") + text.count("{") <= limit:
-        return
+        return value
     check_depth(value, what)
+    return value
 
 
 class SizeBudget:
