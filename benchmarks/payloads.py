@@ -14,13 +14,21 @@ from __future__ import annotations
 
 import sys
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
 import bench_functions
+
+
+class _Keyed(Protocol):
+    @property
+    def key(self) -> str: ...
+
+
+S = TypeVar("S", bound=_Keyed)
 
 #: Payloads smaller than this are the "tiny" ones for the pickle-5 figure.
 TINY_LIMIT = 1000
@@ -172,20 +180,27 @@ SPECS: tuple[PayloadSpec, ...] = (
 PAYLOAD_KEYS: tuple[str, ...] = tuple(spec.key for spec in SPECS)
 
 
+def select_keyed(specs: Sequence[S], only: list[str] | None, what: str) -> list[S]:
+    """The ``specs`` whose ``key`` is in ``only`` (all of them if empty), in their
+    order.  Raises ``ValueError`` naming the valid keys for an unknown one (``what``
+    names the kind of key)."""
+    if not only:
+        return list(specs)
+    keys = [spec.key for spec in specs]
+    unknown = [key for key in only if key not in keys]
+    if unknown:
+        raise ValueError(
+            f"unknown {what} {', '.join(unknown)}; choose from {', '.join(keys)}"
+        )
+    return [spec for spec in specs if spec.key in only]
+
+
 def select(only: list[str] | None) -> list[PayloadSpec]:
     """The specs named in ``only`` (all of them if ``None``), in suite order.
 
     Raises ``ValueError`` naming the valid keys for an unknown one.
     """
-    if not only:
-        return list(SPECS)
-    unknown = [key for key in only if key not in PAYLOAD_KEYS]
-    if unknown:
-        raise ValueError(
-            f"unknown payload {', '.join(unknown)};"
-            f" choose from {', '.join(PAYLOAD_KEYS)}"
-        )
-    return [spec for spec in SPECS if spec.key in only]
+    return select_keyed(SPECS, only, "payload")
 
 
 def build(spec: PayloadSpec) -> Payload:

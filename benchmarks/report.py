@@ -12,6 +12,7 @@ from typing import Any
 
 import contenders
 import units
+from imports import ALONE
 from measure import Timing
 from model import PayloadResult, RowResult, RunResult
 
@@ -143,8 +144,12 @@ def _imports(run: RunResult) -> list[str]:
     )
     rows = [
         [
-            f"`{t.module.removesuffix(' (alone)')}`"
-            + (" alone (package `__init__` skipped)" if "(alone)" in t.module else ""),
+            f"`{t.module.removesuffix(ALONE)}`"
+            + (
+                " alone (package `__init__` skipped)"
+                if t.module.endswith(ALONE)
+                else ""
+            ),
             f"{t.import_ms:.1f} ms",
             f"{t.first_use_ms - t.import_ms:.1f} ms",
             f"{t.first_use_ms:.1f} ms",

@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+import payloads
 import units
 from model import Figure
 
@@ -311,19 +312,31 @@ def run_stream(
 def select(only: list[str] | None) -> list[StreamSpec]:
     """The stream classes named in ``only`` (all if empty); ``ValueError`` names
     the valid keys for an unknown one."""
-    if not only:
-        return list(SPECS)
-    unknown = [k for k in only if k not in STREAM_KEYS]
-    if unknown:
-        raise ValueError(
-            f"unknown stream class {', '.join(unknown)};"
-            f" choose from {', '.join(STREAM_KEYS)}"
-        )
-    return [s for s in SPECS if s.key in only]
+    return payloads.select_keyed(SPECS, only, "stream class")
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None or b <= 0 else a / b
+
+
+def _roundtrip_figure(
+    title: str,
+    pairs: list[tuple[str, StreamRow | None, StreamRow | None]],
+    limit: float,
+) -> list[Figure]:
+    """One figure holding each ``(label, row, peer)``'s encode+decode ratio to
+    ``limit`` (none if no pair has both rows measured)."""
+    cells, ok = [], True
+    for label, row, peer in pairs:
+        ratio = _ratio(row and row.roundtrip, peer and peer.roundtrip)
+        if ratio is not None:
+            cells.append(f"{label} {ratio:.2f}x")
+            ok = ok and ratio <= limit
+    if not cells:
+        return []
+    return [
+        Figure(title, f"<= {limit:g}x", ", ".join(cells), "MET" if ok else "NOT MET")
+    ]
 
 
 def figures(results: list[StreamResult]) -> list[Figure]:
@@ -355,43 +368,26 @@ def figures(results: list[StreamResult]) -> list[Figure]:
                 "MET" if ratio < 1 else "NOT MET",
             )
         )
-    small = [r for r in results if r.small]
-    cells, ok = [], True
-    for r in small:
-        for key in ("freight_blob", "freight_frames"):
-            row, peer = r.row(key), r.row(r.pickle_key)
-            ratio = _ratio(row and row.roundtrip, peer and peer.roundtrip)
-            if ratio is not None:
-                cells.append(f"{r.key} {LABELS[key]} {ratio:.2f}x")
-                ok = ok and ratio <= 2
-    if cells:
-        out.append(
-            Figure(
-                "cold stream: small messages vs raw pickle 5, encode+decode",
-                "<= 2x",
-                ", ".join(cells),
-                "MET" if ok else "NOT MET",
-            )
-        )
-    cells, ok = [], True
-    for r in results:
-        if not r.buffers:
-            continue
-        row, peer = r.row("freight_frames"), r.row("pickle5_oob")
-        ratio = _ratio(row and row.roundtrip, peer and peer.roundtrip)
-        if ratio is not None:
-            cells.append(f"{r.key} {ratio:.2f}x")
-            ok = ok and ratio <= 1.3
-    if cells:
-        out.append(
-            Figure(
-                "cold stream: arrays (out-of-band buffers), freight frames vs pickle 5"
-                " with the same buffer_callback/buffers, encode+decode",
-                "<= 1.3x",
-                ", ".join(cells),
-                "MET" if ok else "NOT MET",
-            )
-        )
+    small = [
+        (f"{r.key} {LABELS[key]}", r.row(key), r.row(r.pickle_key))
+        for r in results
+        if r.small
+        for key in ("freight_blob", "freight_frames")
+    ]
+    out += _roundtrip_figure(
+        "cold stream: small messages vs raw pickle 5, encode+decode", small, 2
+    )
+    arrays = [
+        (r.key, r.row("freight_frames"), r.row("pickle5_oob"))
+        for r in results
+        if r.buffers
+    ]
+    out += _roundtrip_figure(
+        "cold stream: arrays (out-of-band buffers), freight frames vs pickle 5"
+        " with the same buffer_callback/buffers, encode+decode",
+        arrays,
+        1.3,
+    )
     return out
 
 

@@ -10,6 +10,7 @@ import pickle
 import pickletools
 import subprocess
 import sys
+from typing import Any
 
 import numpy as np
 import pickle_asm as A
@@ -29,6 +30,12 @@ pytestmark = pytest.mark.usefixtures("each_fast_path")
 
 RESTRICTED = ComputeSerializer(strategy_data=PickleData(SAFE_DATA_GLOBALS))
 PLAIN = ComputeSerializer()
+#: Encode with ``PLAIN``, decode with ``RESTRICTED``, in each envelope.
+ENVELOPES: dict[str, tuple[Any, Any]] = {
+    "text": (PLAIN.serialize, RESTRICTED.deserialize),
+    "blob": (PLAIN.dumps, RESTRICTED.loads),
+    "frames": (PLAIN.dumps_frames, RESTRICTED.loads_frames),
+}
 
 
 @pytest.fixture(autouse=True)
@@ -56,14 +63,10 @@ VALUES = [
 
 
 @pytest.mark.parametrize("value", VALUES, ids=lambda v: type(v).__name__)
-@pytest.mark.parametrize("envelope", ["text", "blob", "frames"])
+@pytest.mark.parametrize("envelope", ENVELOPES)
 def test_allowlisted_data_decodes_in_every_envelope(value, envelope):
-    encode, decode = {
-        "text": (PLAIN.serialize, RESTRICTED.deserialize),
-        "blob": (PLAIN.dumps, RESTRICTED.loads),
-        "frames": (PLAIN.dumps_frames, RESTRICTED.loads_frames),
-    }[envelope]
-    result = decode(encode(value))  # type: ignore[operator]
+    encode, decode = ENVELOPES[envelope]
+    result = decode(encode(value))
     if isinstance(value, np.ndarray):
         np.testing.assert_array_equal(result, value)
     else:
@@ -265,16 +268,12 @@ NUMPY_OTHERS = [
 
 
 @pytest.mark.parametrize("value", NUMPY_VALUES, ids=lambda v: f"{v.dtype.str}{v.shape}")
-@pytest.mark.parametrize("envelope", ["text", "blob", "frames"])
+@pytest.mark.parametrize("envelope", ENVELOPES)
 def test_numpy_arrays_of_plain_dtypes_decode_as_the_sender_pickled_them(
     value, envelope
 ):
-    encode, decode = {
-        "text": (PLAIN.serialize, RESTRICTED.deserialize),
-        "blob": (PLAIN.dumps, RESTRICTED.loads),
-        "frames": (PLAIN.dumps_frames, RESTRICTED.loads_frames),
-    }[envelope]
-    result = decode(encode([value, value]))  # type: ignore[operator]
+    encode, decode = ENVELOPES[envelope]
+    result = decode(encode([value, value]))
     assert result[0] is result[1]  # the memo still gives the array, not its stand-in
     assert type(result[0]) is np.ndarray
     assert result[0].dtype == value.dtype
