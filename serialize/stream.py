@@ -133,23 +133,25 @@ def read_layout(
     total against ``max_size``: a hostile length is refused before the caller
     reads or allocates anything for it.  Raises ``DeserializationError``.
     """
-    n, body, meta = binary.read_message_header(data, start)
+    view = binary.checked_view(data, "message header")
+    header = binary.read_message_header(view, start)
+    n, body = header.buffer_count, header.body_length
     if n > limits.max_frames:
         limits.check_frames(n, "out-of-band buffers in the message")
     table_end = MESSAGE_HEADER_SIZE + 8 * n
-    if binary.message_flags(data, start) & binary.FLAG_CODECS:
+    if header.prefix[5] & binary.FLAG_CODECS:
         # The codec table (16 bytes per frame, body first) follows the lengths;
         # the lengths are the frames' sizes on the wire.
         table_end += CODEC_ENTRY_SIZE * (n + 1)
-    header_size = table_end + meta
+    header_size = table_end + header.metadata_length
     total = header_size + body
     if total > limits.max_size:
         limits.check_size(total, "the message (header and body)")
     if not n:
         return Layout(header_size, table_end, (header_size, body), total)
-    if nbytes(data) - start < table_end:
+    if len(view) - start < table_end:
         return Layout(header_size, table_end, None, None)
-    lengths = binary.read_buffer_lengths(data, start, n)
+    lengths = binary.buffer_lengths(view, header)
     total += sum(lengths)
     limits.check_size(total, "the message")
     return Layout(header_size, table_end, (header_size, body, *lengths), total)
@@ -539,7 +541,7 @@ class FrameReader:
             return None
         if self._bundle_left < 0:
             self._start_unit()
-            plain = binary.read_message_header(buffer)[0] == 0
+            plain = binary.read_message_header(buffer).buffer_count == 0
             return [_message_copy(buffer, plain=plain) if plain else buffer]
         message = memoryview(buffer)
         self._frames.append(message)
