@@ -81,9 +81,10 @@ __all__ = [
 #: The bytes a reader needs before it can tell a message (``MESSAGE_MAGIC``) from
 #: a bundle (``BUNDLE_MAGIC``).
 MAGIC_SIZE: Final = 4
-#: ``FrameReader.get_buffer`` hands out its own scratch area of this size while it
-#: reads headers and small bodies, and a view of the message's buffer (the kernel
-#: writes straight into it) when at least this much of a body remains.
+#: ``FrameReader.get_buffer`` hands out its own scratch area of at least this size
+#: (the transport's size hint if larger); ``buffer_updated`` then copies what was
+#: received into the message's buffer, which grows only with bytes received.  Also
+#: the largest message without out-of-band buffers that is handed out as ``bytes``.
 SCRATCH_SIZE: Final = 64 * 1024
 
 
@@ -471,7 +472,9 @@ class FrameReader:
         )
 
     def get_buffer(self, sizehint: int = -1) -> memoryview:
-        """A buffer for the transport to receive into (``BufferedProtocol``)."""
+        """A buffer for the transport to receive into (``BufferedProtocol``):
+        always the reader's own scratch area (see ``SCRATCH_SIZE``), never a
+        view of a message's buffer, so every byte is copied once more."""
         if self._error is not None:
             raise self._error
         if self._scratch is None:
