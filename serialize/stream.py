@@ -32,8 +32,10 @@ message blob, ...]``; both are coalesced frame lists that ``loads_frames`` and
 ``unpack_frames_and_deserialize`` read.  The reader keeps nothing for a message
 before its header and total have passed ``Limits``, and then grows its buffer
 with the bytes received, never ahead of them.  A message with out-of-band buffers
-comes as a ``bytearray``, so arrays decoded from it are writable; a small one
-without (64 KiB at most) as ``bytes``, the quickest to decode.
+comes as a ``bytearray``, so arrays decoded from it are writable -- except from a
+frame a codec decompressed: the built-in codecs return ``bytes``, so those arrays
+are read-only unless the serializer has ``writable=True``.  A small message
+without buffers (64 KiB at most) comes as ``bytes``, the quickest to decode.
 
 ``coalesce_below`` and ``writable`` are ``ComputeSerializer`` settings rather than
 per-call keywords: the per-message methods are bound straight to the fast path
