@@ -34,7 +34,6 @@ BUNDLE_MAGIC = b"\x93FRB"
 FORMAT_VERSION = 1
 
 FLAG_TEXT_BODY = 0x01
-_KNOWN_FLAGS = FLAG_TEXT_BODY
 #: The flags a message may carry and still be read by a serializer's learned fast
 #: path (``fastpath``), which reads frames exactly as this module lays them out.
 #: A flag that changes how frames are read (a codec, say) must stay out of it, so
@@ -218,7 +217,7 @@ def parse_message(
             f"header frame is {len(header_view)} bytes; its fields say"
             f" {meta_start + header.metadata_length}"
         )
-    lengths = _lengths(header_view, header)
+    lengths = buffer_lengths(header_view, header)
     body = _body(frames[1])
     if len(body) != header.body_length:
         raise DeserializationError(
@@ -265,7 +264,7 @@ def _parse_blob_at(view: memoryview, start: int, limits: Limits) -> tuple[Messag
             f"truncated header at offset {start}: {n} buffer lengths need"
             f" {8 * n} bytes, {len(view) - header.end} remain"
         )
-    lengths = _lengths(view, header)
+    lengths = buffer_lengths(view, header)
     check_remaining(view, meta_start, header, lengths, start)
     pos = meta_start + header.metadata_length
     metadata = view[meta_start:pos]
@@ -279,7 +278,9 @@ def _parse_blob_at(view: memoryview, start: int, limits: Limits) -> tuple[Messag
     return Message(header, metadata, body, buffers), pos
 
 
-def _lengths(view: memoryview, header: Header) -> list[int]:
+def buffer_lengths(view: memoryview, header: Header) -> list[int]:
+    """The buffer length table that follows ``header`` in ``view`` (the caller
+    has checked that all ``header.buffer_count`` entries are present)."""
     return [
         _LENGTH.unpack_from(view, header.end + 8 * i)[0]
         for i in range(header.buffer_count)
@@ -514,29 +515,14 @@ def _parse_bundle_header(view: memoryview, *, exact: bool) -> int:
 # -- header fields for readers that have only the first bytes (serialize/stream.py) --
 
 
-def read_message_header(data: BufferLike, start: int = 0) -> tuple[int, int, int]:
+def read_message_header(data: BufferLike, start: int = 0) -> Header:
     """Validate the fixed 32-byte message header at ``start`` of ``data`` and
-    return ``(N, B, M)``: its buffer count, body length and metadata length.
+    return it (``header.prefix[5]`` is its flags byte).
 
     Needs only those 32 bytes; raises ``DeserializationError`` (truncated, bad
     magic, version, flags ...) as ``parse_blob`` would.
     """
-    header = _parse_header(checked_view(data, "message header"), start)
-    return header.buffer_count, header.body_length, header.metadata_length
-
-
-def message_flags(data: BufferLike, start: int = 0) -> int:
-    """The flags byte of the message header at ``start`` (already validated by
-    ``read_message_header``)."""
-    return checked_view(data, "message header")[start + 5]
-
-
-def read_buffer_lengths(data: BufferLike, start: int, count: int) -> list[int]:
-    """The ``count`` entries of the buffer length table of the message whose
-    header starts at ``start`` (the caller has checked that they are present)."""
-    view = checked_view(data, "message header")
-    table = start + MESSAGE_HEADER_SIZE
-    return [_LENGTH.unpack_from(view, table + 8 * i)[0] for i in range(count)]
+    return _parse_header(checked_view(data, "message header"), start)
 
 
 def read_bundle_header(data: BufferLike) -> int:

@@ -592,7 +592,7 @@ def parse_frames(
             f"header frame is {len(view)} bytes; its fields (codec table included)"
             f" say {meta_start + header.metadata_length}"
         )
-    lengths = [_LENGTH.unpack_from(view, header.end + 8 * i)[0] for i in range(n)]
+    lengths = binary.buffer_lengths(view, header)
     entries = _entries(view, table_start, n, 0)
     body = frames[1]
     received = [binary.checked_view(body, "body frame")]
@@ -625,7 +625,7 @@ def parse_blob_at(
             f" codec entries need {meta_start - header.end} bytes,"
             f" {len(view) - header.end} remain"
         )
-    lengths = [_LENGTH.unpack_from(view, header.end + 8 * i)[0] for i in range(n)]
+    lengths = binary.buffer_lengths(view, header)
     entries = _entries(view, table_start, n, start)
     binary.check_remaining(view, meta_start, header, lengths, start)
     head_size = meta_start + header.metadata_length - start

@@ -32,8 +32,10 @@ message blob, ...]``; both are coalesced frame lists that ``loads_frames`` and
 ``unpack_frames_and_deserialize`` read.  The reader keeps nothing for a message
 before its header and total have passed ``Limits``, and then grows its buffer
 with the bytes received, never ahead of them.  A message with out-of-band buffers
-comes as a ``bytearray``, so arrays decoded from it are writable; a small one
-without (64 KiB at most) as ``bytes``, the quickest to decode.
+comes as a ``bytearray``, so arrays decoded from it are writable -- except from a
+frame a codec decompressed: the built-in codecs return ``bytes``, so those arrays
+are read-only unless the serializer has ``writable=True``.  A small message
+without buffers (64 KiB at most) comes as ``bytes``, the quickest to decode.
 
 ``coalesce_below`` and ``writable`` are ``ComputeSerializer`` settings rather than
 per-call keywords: the per-message methods are bound straight to the fast path
@@ -81,9 +83,10 @@ __all__ = [
 #: The bytes a reader needs before it can tell a message (``MESSAGE_MAGIC``) from
 #: a bundle (``BUNDLE_MAGIC``).
 MAGIC_SIZE: Final = 4
-#: ``FrameReader.get_buffer`` hands out its own scratch area of this size while it
-#: reads headers and small bodies, and a view of the message's buffer (the kernel
-#: writes straight into it) when at least this much of a body remains.
+#: ``FrameReader.get_buffer`` hands out its own scratch area of at least this size
+#: (the transport's size hint if larger); ``buffer_updated`` then copies what was
+#: received into the message's buffer, which grows only with bytes received.  Also
+#: the largest message without out-of-band buffers that is handed out as ``bytes``.
 SCRATCH_SIZE: Final = 64 * 1024
 
 
@@ -133,23 +136,25 @@ def read_layout(
     total against ``max_size``: a hostile length is refused before the caller
     reads or allocates anything for it.  Raises ``DeserializationError``.
     """
-    n, body, meta = binary.read_message_header(data, start)
+    view = binary.checked_view(data, "message header")
+    header = binary.read_message_header(view, start)
+    n, body = header.buffer_count, header.body_length
     if n > limits.max_frames:
         limits.check_frames(n, "out-of-band buffers in the message")
     table_end = MESSAGE_HEADER_SIZE + 8 * n
-    if binary.message_flags(data, start) & binary.FLAG_CODECS:
+    if header.prefix[5] & binary.FLAG_CODECS:
         # The codec table (16 bytes per frame, body first) follows the lengths;
         # the lengths are the frames' sizes on the wire.
         table_end += CODEC_ENTRY_SIZE * (n + 1)
-    header_size = table_end + meta
+    header_size = table_end + header.metadata_length
     total = header_size + body
     if total > limits.max_size:
         limits.check_size(total, "the message (header and body)")
     if not n:
         return Layout(header_size, table_end, (header_size, body), total)
-    if nbytes(data) - start < table_end:
+    if len(view) - start < table_end:
         return Layout(header_size, table_end, None, None)
-    lengths = binary.read_buffer_lengths(data, start, n)
+    lengths = binary.buffer_lengths(view, header)
     total += sum(lengths)
     limits.check_size(total, "the message")
     return Layout(header_size, table_end, (header_size, body, *lengths), total)
@@ -469,7 +474,9 @@ class FrameReader:
         )
 
     def get_buffer(self, sizehint: int = -1) -> memoryview:
-        """A buffer for the transport to receive into (``BufferedProtocol``)."""
+        """A buffer for the transport to receive into (``BufferedProtocol``):
+        always the reader's own scratch area (see ``SCRATCH_SIZE``), never a
+        view of a message's buffer, so every byte is copied once more."""
         if self._error is not None:
             raise self._error
         if self._scratch is None:
@@ -539,7 +546,7 @@ class FrameReader:
             return None
         if self._bundle_left < 0:
             self._start_unit()
-            plain = binary.read_message_header(buffer)[0] == 0
+            plain = binary.read_message_header(buffer).buffer_count == 0
             return [_message_copy(buffer, plain=plain) if plain else buffer]
         message = memoryview(buffer)
         self._frames.append(message)
