@@ -69,8 +69,9 @@ def deserialize(header: dict[str, Any], frames: list[Any]) -> Any:
 
 def register(serializer: ComputeSerializer | None = None, name: str = FAMILY) -> None:
     """Register the family under ``name``, encoding and decoding with
-    ``serializer`` (a default ``ComputeSerializer(writable=True)`` if ``None``;
-    the last one registered serves every name)."""
+    ``serializer``; with ``None``, the serializer registered before, or a default
+    ``ComputeSerializer(writable=True)`` if there is none.  The last one given
+    serves every name."""
     from distributed.protocol.serialize import register_serialization_family
 
     global _serializer

@@ -420,7 +420,8 @@ class ComputeSerializer:
         received memory is read-only (a ``bytes`` blob, a zmq frame) is copied
         into a ``bytearray`` before the strategy sees it, so arrays come back
         writable as pickle's in-band ones are; writable memory (a ``bytearray``,
-        a ``FrameReader`` message, shared memory) is never copied.  Off by
+        a ``FrameReader`` message, shared memory) is never copied.  A compressed
+        frame decompresses into read-only ``bytes``, so it is copied too.  Off by
         default: arrays are then zero-copy, read-only views."""
         return self._writable
 
