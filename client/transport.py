@@ -101,7 +101,9 @@ class Transport(Protocol):
         """``GET /v3/endpoints/{id}/allowed_functions``."""
         ...
 
-    def cancel(self, task_ids: Sequence[str], *, terminate: bool = False) -> dict[str, Any]:
+    def cancel(
+        self, task_ids: Sequence[str], *, terminate: bool = False
+    ) -> dict[str, Any]:
         """*freight* ``POST /freight/v1/tasks/cancel`` -> ``{"results": {task_id:
         "cancelled" | "terminated" | "running" | "finished"}}``: ``cancelled``
         means it never ran and never will; ``terminated`` that it was stopped."""
