@@ -119,7 +119,9 @@ class MemoryLimitExceeded(EngineError):
 
     error_fields = ("task_id", "memory_mb", "used_mb")
 
-    def __init__(self, task_id: str, memory_mb: int, used_mb: int | None = None) -> None:
+    def __init__(
+        self, task_id: str, memory_mb: int, used_mb: int | None = None
+    ) -> None:
         super().__init__(task_id, memory_mb, used_mb)
         self.task_id = task_id
         self.memory_mb = memory_mb

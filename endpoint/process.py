@@ -79,7 +79,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from multiprocessing.shared_memory import SharedMemory
 from typing import Any
 
@@ -149,7 +149,8 @@ class _Worker:
         self.kill_reason: EngineError | None = None
         self.hello: dict[str, Any] = {}
         self._stderr_thread = threading.Thread(
-            target=self._forward_stderr, name=f"freight-worker-{self.pid}-stderr",
+            target=self._forward_stderr,
+            name=f"freight-worker-{self.pid}-stderr",
             daemon=True,
         )
         self._stderr_thread.start()
@@ -478,7 +479,9 @@ class ProcessEngine:
                 raise _StartFailed(f"no Python interpreter at {location!r}")
             exe = os.path.abspath(exe)
             spec = _EnvSpec(
-                "python", location, (exe, *worker_args),
+                "python",
+                location,
+                (exe, *worker_args),
                 start_timeout_s=self.start_timeout_s,
             )
             return ("python", exe), spec
@@ -489,7 +492,9 @@ class ProcessEngine:
                 shutil.which("singularity") if runtime == "apptainer" else None
             )
             if exe is None:
-                raise _StartFailed(f"the container runtime {runtime!r} is not installed")
+                raise _StartFailed(
+                    f"the container runtime {runtime!r} is not installed"
+                )
             python = env.get("python", "python3")
             options = env.get("options", [])
             mount = env.get("mount_freight", True)
@@ -501,7 +506,11 @@ class ProcessEngine:
                 runtime, exe, location, python, list(options), bool(mount)
             )
             spec = _EnvSpec(
-                kind, location, command, container=True, runtime=exe,
+                kind,
+                location,
+                command,
+                container=True,
+                runtime=exe,
                 start_timeout_s=max(self.start_timeout_s, 120.0),
             )
             return (kind, location, python, tuple(options), bool(mount)), spec
@@ -689,7 +698,7 @@ class ProcessEngine:
         if running and self.on_started is not None:
             try:
                 self.on_started(task.task_id)
-            except Exception:  # noqa: BLE001 - a callback must not stop the slot
+            except Exception:
                 pass
         reply = self._wait_reply(worker, task)
         with self._lock:
@@ -763,8 +772,10 @@ def _remote_error(record: object) -> Exception:
         return exception_from_dict(
             record, allowed_modules=_allowed_modules(), traceback_note=True
         )
-    except Exception as exc:  # noqa: BLE001 - a broken record is still a failure
-        return RuntimeError(f"the worker's target failed and its error is unreadable: {exc}")
+    except Exception as exc:
+        return RuntimeError(
+            f"the worker's target failed and its error is unreadable: {exc}"
+        )
 
 
 def _unlink(segments: list[SharedMemory]) -> None:

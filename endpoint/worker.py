@@ -92,7 +92,7 @@ def write_all(fd: int, parts: Sequence[Any]) -> None:
 
 def pack(header: dict[str, Any], body_size: int = 0) -> bytes:
     """The prefix and header of a message whose body is ``body_size`` bytes."""
-    head = msgpack.packb(header)
+    head: bytes = msgpack.packb(header)
     return PREFIX.pack(len(head), body_size) + head
 
 
@@ -148,7 +148,7 @@ def _run(target: Target, header: dict[str, Any], body: bytearray) -> list[Any]:
                 )
             out = memoryview(result).cast("B")
             return [pack({"ok": True}, out.nbytes), out]
-        except BaseException as exc:  # noqa: BLE001 - reported, the worker lives on
+        except BaseException as exc:
             if isinstance(exc, KeyboardInterrupt):
                 raise
             from freight.serialize import exception_to_dict
@@ -188,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.dup2(null, 0)
     os.close(null)
     os.dup2(2, 1)
-    sys.stdin = open(os.devnull)  # noqa: SIM115 - lives as long as the process
+    sys.stdin = open(os.devnull)
     target = load_target(args.target)
     hello = {
         "hello": 1,
