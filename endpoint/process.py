@@ -11,8 +11,8 @@ read on each side.
 Frames
     Frames of ``large_frame`` bytes or more (1 MiB by default) are copied once,
     inside ``submit``, into a ``multiprocessing.shared_memory.SharedMemory``
-    segment that the worker maps without copying; smaller frames are copied into
-    ``bytes``.  Either way ``submit`` keeps no reference to the caller's buffers.
+    segment (named ``freight_PID_N``) that the worker maps without copying;
+    smaller frames are copied into ``bytes``.  Either way ``submit`` keeps no reference to the caller's buffers.
     A task's segments are unlinked when it ends, however it ends (result, failure,
     worker lost, cancelled, shut down); the parent's ``multiprocessing``
     resource tracker unlinks them should the whole process die.
@@ -95,7 +95,7 @@ from freight.endpoint.errors import (
 )
 from freight.endpoint.worker import DEFAULT_TARGET, pack, read_message, write_all
 
-__all__ = ["CONTAINER_TYPES", "ProcessEngine"]
+__all__ = ["CONTAINER_TYPES", "ProcessEngine", "segment_prefix"]
 
 #: Environment types that run workers in a container runtime.
 CONTAINER_TYPES = frozenset({"docker", "podman", "apptainer", "singularity"})
@@ -438,7 +438,7 @@ class ProcessEngine:
                     raise ValueError("packet frames must be contiguous buffers")
                 size = view.nbytes
                 if size >= self.large_frame:
-                    seg = SharedMemory(create=True, size=size)
+                    seg = _new_segment(size)
                     segments.append(seg)
                     assert seg.buf is not None
                     seg.buf[:size] = view.cast("B")
@@ -776,6 +776,23 @@ def _remote_error(record: object) -> Exception:
         return RuntimeError(
             f"the worker's target failed and its error is unreadable: {exc}"
         )
+
+
+_segment_numbers = itertools.count()
+
+
+def segment_prefix() -> str:
+    """How the names of this process's segments begin (``/dev/shm/NAME``)."""
+    return f"freight_{os.getpid()}_"
+
+
+def _new_segment(size: int) -> SharedMemory:
+    """A new segment named ``freight_PID_N[_R]``, so leaks are attributable."""
+    base = f"{segment_prefix()}{next(_segment_numbers)}"
+    try:
+        return SharedMemory(base, create=True, size=size)
+    except FileExistsError:  # a stale one from an earlier process with this pid
+        return SharedMemory(f"{base}_{uuid.uuid4().hex[:8]}", create=True, size=size)
 
 
 def _unlink(segments: list[SharedMemory]) -> None:

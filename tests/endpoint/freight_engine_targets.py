@@ -45,7 +45,7 @@ def array_sum(packet: list[Any]) -> bytes:
 
 def command(packet: list[Any]) -> bytes:
     """Run the command in the first frame: ``sleep S``, ``segfault``, ``exit N``,
-    ``sigkill``, ``alloc MB`` (touch MB MiB and hold them), ``raise``,
+    ``sigkill``, ``alloc MB [S]`` (touch MB MiB and hold them S seconds), ``raise``,
     ``print``, ``wait PATH`` (until PATH exists), ``pid``."""
     cmd, _, arg = bytes(packet[0]).decode().partition(" ")
     if cmd == "sleep":
@@ -58,11 +58,12 @@ def command(packet: list[Any]) -> bytes:
     if cmd == "sigkill":
         os.kill(os.getpid(), signal.SIGKILL)
     if cmd == "alloc":
-        block = bytearray(int(arg) << 20)
+        mb, _, hold = arg.partition(" ")
+        block = bytearray(int(mb) << 20)
         for i in range(0, len(block), 4096):
             block[i] = 1
-        time.sleep(5)
-        return str(len(block)).encode()
+        time.sleep(float(hold or 30))
+        return str(len(block) >> 20).encode()
     if cmd == "raise":
         raise KeyError(arg)
     if cmd == "print":

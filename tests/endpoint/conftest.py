@@ -1,0 +1,43 @@
+"""Fixtures for the engine tests: engines on the test targets, and leak checks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from engine_helpers import TARGETS_DIR, shm_segments, worker_children
+
+
+@pytest.fixture
+def no_leaks() -> Iterator[None]:
+    """Assert the test leaves no worker process and no shared-memory segment."""
+    before_shm = shm_segments()
+    yield
+    assert worker_children() == set()
+    assert shm_segments() - before_shm == set()
+
+
+@pytest.fixture
+def process_engine() -> Iterator[Callable[..., Any]]:
+    """Make started ``ProcessEngine`` s on the test targets; all are shut down
+    after the test, and must leave no worker and no segment behind."""
+    from freight.endpoint.process import ProcessEngine
+
+    made: list[ProcessEngine] = []
+    before_shm = shm_segments()
+
+    def make(target: str = "command", workers: int = 2, **options: Any) -> Any:
+        options.setdefault("extra_path", [TARGETS_DIR])
+        engine = ProcessEngine(
+            workers, target=f"freight_engine_targets:{target}", **options
+        )
+        engine.start()
+        made.append(engine)
+        return engine
+
+    yield make
+    for engine in made:
+        engine.shutdown(wait=False)
+    assert worker_children() == set()
+    assert shm_segments() - before_shm == set()

@@ -1,0 +1,47 @@
+"""Helpers for the engine tests (tests/endpoint/): leak checks and waits."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+#: Where the workers import ``freight_engine_targets`` from.
+TARGETS_DIR = str(Path(__file__).resolve().parent / "endpoint")
+
+
+def worker_children() -> set[int]:
+    """Pids of this process's children that are engine workers."""
+    me = os.getpid()
+    found = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read()
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(b")", 1)[1].split()[1])
+        if ppid == me and b"freight.endpoint.worker" in cmdline:
+            found.add(int(entry))
+    return found
+
+
+def shm_segments() -> set[str]:
+    """The POSIX shared-memory segments engines of this process made."""
+    from freight.endpoint.process import segment_prefix
+
+    return {n for n in os.listdir("/dev/shm") if n.startswith(segment_prefix())}
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 60.0) -> None:
+    """Poll ``predicate`` until it holds; fail the test if it never does."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.01)
