@@ -71,5 +71,10 @@ def load_engine(name: str, **options: Any) -> Engine:
         raise ImportError(
             f"the engine {name!r} ({ep.value}) could not be loaded: {exc}"
         ) from exc
+    if not callable(factory):
+        raise TypeError(
+            f"the engine {name!r} ({ep.value}) is not callable: an entry point of "
+            f"{ENGINE_ENTRY_POINT_GROUP!r} names a class, 'module:Class'"
+        )
     engine: Engine = factory(**options)
     return engine

@@ -12,7 +12,8 @@ Frames
     Frames of ``large_frame`` bytes or more (1 MiB by default) are copied once,
     inside ``submit``, into a ``multiprocessing.shared_memory.SharedMemory``
     segment (named ``freight_PID_N``) that the worker maps without copying;
-    smaller frames are copied into ``bytes``.  Either way ``submit`` keeps no reference to the caller's buffers.
+    smaller frames are copied into ``bytes``.  Either way ``submit`` keeps no
+    reference to the caller's buffers.
     A task's segments are unlinked when it ends, however it ends (result, failure,
     worker lost, cancelled, shut down); the parent's ``multiprocessing``
     resource tracker unlinks them should the whole process die.
