@@ -94,7 +94,7 @@ from freight.endpoint.errors import (
     WorkerLost,
     signal_name,
 )
-from freight.endpoint.worker import DEFAULT_TARGET, pack, read_message, write_all
+from freight.endpoint.worker import DEFAULT_TARGET, Reader, pack, write_all
 
 __all__ = ["CONTAINER_TYPES", "ProcessEngine", "segment_prefix"]
 
@@ -144,6 +144,7 @@ class _Worker:
         assert proc.stdin is not None and proc.stdout is not None
         self.fd_to = proc.stdin.fileno()
         self.fd_from = proc.stdout.fileno()
+        self.reader = Reader(self.fd_from)
         self.stderr_tail: collections.deque[str] = collections.deque(
             maxlen=_STDERR_TAIL
         )
@@ -441,9 +442,7 @@ class ProcessEngine:
                 if size >= self.large_frame:
                     seg = _new_segment(size)
                     segments.append(seg)
-                    assert seg.buf is not None
-                    seg.buf[:size] = view.cast("B")
-                    seg.close()
+                    _fill(seg, view.cast("B"))
                     specs.append([1, size, seg.name])
                 else:
                     inline.append(frame if type(frame) is bytes else view.tobytes())
@@ -600,7 +599,7 @@ class ProcessEngine:
             raise _StartFailed(f"cannot start {command[0]!r}: {exc}") from exc
         worker = _Worker(proc, name)
         ready, _, _ = select.select([worker.fd_from], [], [], spec.start_timeout_s)
-        hello = read_message(worker.fd_from) if ready else None
+        hello = worker.reader.read_message() if ready else None
         if hello is None or not hello[0].get("hello"):
             worker.kill()
             code = worker.reap()
@@ -716,21 +715,21 @@ class ProcessEngine:
         head, body = reply
         if running:
             if head.get("ok"):
-                task.future.set_result(bytes(body))
+                task.future.set_result(body.tobytes())
             else:
                 task.future.set_exception(_remote_error(head.get("e")))
         return True
 
     def _wait_reply(
         self, worker: _Worker, task: _Task
-    ) -> tuple[dict[str, Any], bytearray] | None:
+    ) -> tuple[dict[str, Any], memoryview] | None:
         """The worker's reply, or ``None`` if it died (or was killed for a limit)."""
         timeout = task.limits.timeout_s
         memory = task.limits.memory_mb
         if memory is not None and task.pool.spec.container:
             memory = None
         if timeout is None and memory is None:
-            return read_message(worker.fd_from)
+            return worker.reader.read_message()
         deadline = None if timeout is None else time.monotonic() + timeout
         poller = select.poll()
         poller.register(worker.fd_from, select.POLLIN | select.POLLHUP | select.POLLERR)
@@ -740,17 +739,17 @@ class ProcessEngine:
                 left = max(0.0, deadline - time.monotonic())
                 wait = left if wait is None else min(wait, left)
             assert wait is not None
-            if poller.poll(wait * 1000):
-                return read_message(worker.fd_from)
+            if worker.reader.pending() or poller.poll(wait * 1000):
+                return worker.reader.read_message()
             if memory is not None:
                 used = worker.rss_mb()
                 if used is not None and used > memory:
                     worker.kill(MemoryLimitExceeded(task.task_id, memory, used))
-                    return read_message(worker.fd_from)
+                    return worker.reader.read_message()
             if deadline is not None and time.monotonic() >= deadline:
                 assert timeout is not None
                 worker.kill(TaskTimeout(task.task_id, timeout))
-                return read_message(worker.fd_from)
+                return worker.reader.read_message()
 
 
 def _lost(task_id: str, worker: _Worker, code: int) -> WorkerLost:
@@ -794,6 +793,21 @@ def _new_segment(size: int) -> SharedMemory:
         return SharedMemory(base, create=True, size=size)
     except FileExistsError:  # a stale one from an earlier process with this pid
         return SharedMemory(f"{base}_{uuid.uuid4().hex[:8]}", create=True, size=size)
+
+
+def _fill(seg: SharedMemory, data: memoryview) -> None:
+    """Copy ``data`` into the new segment ``seg`` and unmap it here.  ``pwrite``
+    on its descriptor is about twice as fast as a copy through the mapping (the
+    kernel fills the pages without a page fault each)."""
+    fd = getattr(seg, "_fd", -1)
+    if isinstance(fd, int) and fd >= 0:
+        done = 0
+        while done < len(data):
+            done += os.pwrite(fd, data[done:], done)
+    else:  # pragma: no cover - another SharedMemory implementation
+        assert seg.buf is not None
+        seg.buf[: len(data)] = data
+    seg.close()
 
 
 def _unlink(segments: list[SharedMemory]) -> None:

@@ -34,7 +34,7 @@ from typing import Any
 
 import msgpack
 
-__all__ = ["DEFAULT_TARGET", "Target", "load_target", "main"]
+__all__ = ["DEFAULT_TARGET", "Reader", "Target", "load_target", "main"]
 
 #: What a production worker calls.
 DEFAULT_TARGET = "freight.endpoint.execute:run_packet"
@@ -61,19 +61,6 @@ def load_target(spec: str) -> Target:
     return obj  # type: ignore[no-any-return]
 
 
-def read_exact(fd: int, n: int) -> bytearray | None:
-    """``n`` bytes from ``fd``, or ``None`` on end of file before any or all."""
-    buf = bytearray(n)
-    view = memoryview(buf)
-    got = 0
-    while got < n:
-        k = os.readv(fd, [view[got:]])
-        if k == 0:
-            return None
-        got += k
-    return buf
-
-
 def write_all(fd: int, parts: Sequence[Any]) -> None:
     """Write every buffer of ``parts`` to ``fd`` (``writev``, resuming partial
     writes)."""
@@ -96,19 +83,62 @@ def pack(header: dict[str, Any], body_size: int = 0) -> bytes:
     return PREFIX.pack(len(head), body_size) + head
 
 
-def read_message(fd: int) -> tuple[dict[str, Any], bytearray] | None:
-    """One message from ``fd``: its header and body; ``None`` at end of input."""
-    prefix = read_exact(fd, PREFIX.size)
-    if prefix is None:
-        return None
-    head_len, body_len = PREFIX.unpack(prefix)
-    head = read_exact(fd, head_len)
-    if head is None:
-        return None
-    body = read_exact(fd, body_len) if body_len else bytearray()
-    if body is None:
-        return None
-    return msgpack.unpackb(head), body
+class Reader:
+    """Reads messages from a pipe, usually in one ``read`` call each."""
+
+    CHUNK = 1 << 16
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.rest = b""
+
+    def pending(self) -> bool:
+        """Whether bytes of a next message are already buffered."""
+        return bool(self.rest)
+
+    def read_message(self) -> tuple[dict[str, Any], memoryview] | None:
+        """The next message's header and body; ``None`` at end of input."""
+        data = self.rest or os.read(self.fd, self.CHUNK)
+        self.rest = b""
+        while 0 < len(data) < PREFIX.size:
+            more = os.read(self.fd, self.CHUNK)
+            if not more:
+                return None
+            data += more
+        if not data:
+            return None
+        head_len, body_len = PREFIX.unpack_from(data)
+        need = PREFIX.size + head_len + body_len
+        if len(data) < need:
+            if need - len(data) >= self.CHUNK:
+                # A large body: read the rest straight into the message's buffer.
+                whole = bytearray(need)
+                whole[: len(data)] = data
+                if not read_exact_into(self.fd, memoryview(whole)[len(data) :]):
+                    return None
+                data = whole  # type: ignore[assignment]
+            else:
+                while len(data) < need:
+                    more = os.read(self.fd, max(self.CHUNK, need - len(data)))
+                    if not more:
+                        return None
+                    data += more
+        view = memoryview(data)
+        if len(data) > need:
+            self.rest = bytes(view[need:])
+        header = msgpack.unpackb(view[PREFIX.size : PREFIX.size + head_len])
+        return header, view[PREFIX.size + head_len : need]
+
+
+def read_exact_into(fd: int, view: memoryview) -> bool:
+    """Fill ``view`` from ``fd``; false at end of file first."""
+    got = 0
+    while got < len(view):
+        k = os.readv(fd, [view[got:]])
+        if k == 0:
+            return False
+        got += k
+    return True
 
 
 def _attach(name: str, size: int) -> mmap.mmap:
@@ -123,11 +153,10 @@ def _attach(name: str, size: int) -> mmap.mmap:
         os.close(fd)
 
 
-def _run(target: Target, header: dict[str, Any], body: bytearray) -> list[Any]:
+def _run(target: Target, header: dict[str, Any], view: memoryview) -> list[Any]:
     """Run one task; the parts of the reply."""
     frames: list[Any] = []
     maps: list[mmap.mmap] = []
-    view = memoryview(body)
     offset = 0
     try:
         for spec in header["f"]:
@@ -157,7 +186,10 @@ def _run(target: Target, header: dict[str, Any], body: bytearray) -> list[Any]:
     finally:
         for f in frames:
             if isinstance(f, memoryview):
-                f.release()
+                try:
+                    f.release()
+                except BufferError:  # the task kept an export of it
+                    pass
         del frames
         for m in maps:
             try:
@@ -168,12 +200,14 @@ def _run(target: Target, header: dict[str, Any], body: bytearray) -> list[Any]:
 
 def serve(target: Target, fd_in: int, fd_out: int) -> None:
     """Answer task messages on ``fd_in`` until end of input."""
+    reader = Reader(fd_in)
     while True:
-        msg = read_message(fd_in)
+        msg = reader.read_message()
         if msg is None:
             return
         header, body = msg
         write_all(fd_out, _run(target, header, body))
+        del msg, body
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,8 +13,9 @@ from engine_helpers import TARGETS_DIR, shm_segments, worker_children
 def no_leaks() -> Iterator[None]:
     """Assert the test leaves no worker process and no shared-memory segment."""
     before_shm = shm_segments()
+    before_workers = worker_children()
     yield
-    assert worker_children() == set()
+    assert worker_children() - before_workers == set()
     assert shm_segments() - before_shm == set()
 
 
@@ -26,6 +27,7 @@ def process_engine() -> Iterator[Callable[..., Any]]:
 
     made: list[ProcessEngine] = []
     before_shm = shm_segments()
+    before_workers = worker_children()
 
     def make(target: str = "command", workers: int = 2, **options: Any) -> Any:
         options.setdefault("extra_path", [TARGETS_DIR])
@@ -39,5 +41,5 @@ def process_engine() -> Iterator[Callable[..., Any]]:
     yield make
     for engine in made:
         engine.shutdown(wait=False)
-    assert worker_children() == set()
+    assert worker_children() - before_workers == set()
     assert shm_segments() - before_shm == set()

@@ -9,7 +9,7 @@ from concurrent.futures import CancelledError, Future
 from typing import Any
 
 import pytest
-from engine_helpers import TARGETS_DIR, shm_segments, wait_until, worker_children
+from engine_helpers import TARGETS_DIR, shm_segments, wait_until
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -122,18 +122,27 @@ settings_ = settings(
 )
 
 
+@pytest.fixture(scope="module")
+def echo_engine():
+    engine = ProcessEngine(
+        2,
+        target="freight_engine_targets:echo",
+        extra_path=[TARGETS_DIR],
+        large_frame=100,
+    )
+    engine.start()
+    yield engine
+    engine.shutdown()
+
+
 @settings_
 @given(frames=st.lists(st.binary(min_size=0, max_size=300), max_size=6))
-def test_any_frames_come_back_whole(process_engine, frames):
-    if not hasattr(test_any_frames_come_back_whole, "engine"):
-        test_any_frames_come_back_whole.engine = process_engine(  # type: ignore[attr-defined]
-            "echo", workers=2, large_frame=100
-        )
-    engine = test_any_frames_come_back_whole.engine  # type: ignore[attr-defined]
+def test_any_frames_come_back_whole(echo_engine, frames):
+    # Frames of 100 bytes and more go through shared memory, smaller ones inline.
     task_id = os.urandom(8).hex()
-    assert engine.submit(WorkItem(task_id, frames, NO_LIMITS)).result(WAIT) == (
-        b"".join(frames)
-    )
+    future = echo_engine.submit(WorkItem(task_id, frames, NO_LIMITS))
+    assert future.result(WAIT) == b"".join(frames)
+    assert shm_segments() == set()
 
 
 # -- faults ---------------------------------------------------------------------
@@ -271,7 +280,7 @@ def test_shutdown_waits_for_the_work_and_leaves_nothing(no_leaks):
         large_frame=64,
     )
     engine.start()
-    wait_until(lambda: len(worker_children()) == 2)
+    wait_until(lambda: engine.status().workers == 2)
     futures = [engine.submit(work(str(i), b"x" * 100)) for i in range(20)]
     engine.shutdown(wait=True)
     assert all(f.result(0) == b"x" * 100 for f in futures)
