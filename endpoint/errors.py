@@ -13,7 +13,7 @@ Floats are not scalars of that format: a time limit travels as its ``repr``
 from __future__ import annotations
 
 import signal as _signal
-from typing import Any, ClassVar
+from typing import ClassVar
 
 __all__ = [
     "EngineError",
@@ -22,6 +22,7 @@ __all__ = [
     "TaskTerminated",
     "TaskTimeout",
     "WorkerLost",
+    "signal_name",
 ]
 
 
@@ -167,12 +168,8 @@ class EnvironmentUnavailable(EngineError):
         self.reason = reason
 
     def describe(self) -> str:
-        return (
-            f"task {self.task_id} cannot run in execution environment "
-            f"{self.env_type!r} at {self.location!r}: {self.reason}"
-        )
-
-
-def _fields(exc: EngineError) -> dict[str, Any]:
-    """The failure's fields as a dict (for logs and tests)."""
-    return {name: getattr(exc, name) for name in exc.error_fields}
+        if self.env_type is None and self.location is None:
+            where = "the default execution environment"
+        else:
+            where = f"execution environment {self.env_type!r} at {self.location!r}"
+        return f"task {self.task_id} cannot run in {where}: {self.reason}"

@@ -685,13 +685,25 @@ class ProcessEngine:
         try:
             write_all(worker.fd_to, [header, *task.inline])
         except OSError:
-            # The worker died before it got the task: the task was never
-            # started, so it goes back to the head of the queue.
+            # The worker died before it got the task: the task never started,
+            # so it goes back to the head of the queue, unless it was the task
+            # that was cancelled with terminate.
+            reason = worker.kill_reason
+            stopped = reason is not None and reason.task_id == task.task_id
             with self._lock:
                 self._running -= 1
-                task.state = "queued"
-                task.worker = None
-                task.pool.queue.appendleft(task)
+                if stopped:
+                    task.state = "done"
+                    self._tasks.pop(task.task_id, None)
+                else:
+                    task.state = "queued"
+                    task.worker = None
+                    task.pool.queue.appendleft(task)
+            if stopped:
+                assert reason is not None
+                _unlink(task.segments)
+                if task.future.set_running_or_notify_cancel():
+                    task.future.set_exception(reason)
             return False
         task.inline = []
         running = task.future.set_running_or_notify_cancel()

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from freight.endpoint.engine import ResourceLimits, WorkItem
 from freight.endpoint.errors import (
+    EnvironmentUnavailable,
     MemoryLimitExceeded,
     TaskTerminated,
     TaskTimeout,
@@ -79,6 +80,20 @@ def test_a_large_array_goes_through_shared_memory_and_is_unlinked(process_engine
     del array
     assert float(future.result(WAIT)) == float((1 << 20) * ((1 << 20) - 1) // 2)
     assert shm_segments() == set()
+
+
+def test_a_large_result_comes_back_whole(process_engine):
+    engine = process_engine("echo", workers=1)
+    data = os.urandom(3 << 20)
+    assert engine.submit(work("big", data, b"tail")).result(WAIT) == data + b"tail"
+
+
+def test_a_target_that_does_not_load_fails_the_tasks_not_the_caller(process_engine):
+    engine = process_engine("missing", workers=1)
+    exc = error_of(engine.submit(work("t", b"")))
+    assert isinstance(exc, EnvironmentUnavailable)
+    assert "default execution environment" in str(exc)
+    assert "freight_engine_targets" in exc.reason and "missing" in exc.reason
 
 
 def test_a_task_that_prints_does_not_break_the_protocol(process_engine):
