@@ -393,6 +393,13 @@ class ProcessEngine:
                 capacity=sum(len(p.threads) for p in pools) or self.workers,
             )
 
+    def worker_pids(self) -> list[int]:
+        """The pids of the live workers (of container workers: the runtime
+        client's), for monitoring."""
+        with self._lock:
+            workers = [w for p in self._pools.values() for w in p.workers]
+        return sorted(w.pid for w in workers if w.alive())
+
     def shutdown(self, wait: bool = True) -> None:
         """Stop every worker and reap it.  ``wait``: queued and running tasks
         finish first; otherwise queued tasks are cancelled and running ones

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -10,12 +11,16 @@ from engine_helpers import TARGETS_DIR, shm_segments, worker_children
 
 
 @pytest.fixture
-def no_leaks() -> Iterator[None]:
-    """Assert the test leaves no worker process and no shared-memory segment."""
+def no_leaks() -> Iterator[set[int]]:
+    """Assert the test leaves no worker process and no shared-memory segment;
+    the test adds the worker pids it saw to the set yielded, which must all be
+    reaped (no zombies)."""
     before_shm = shm_segments()
     before_workers = worker_children()
-    yield
+    seen: set[int] = set()
+    yield seen
     assert worker_children() - before_workers == set()
+    assert not [pid for pid in seen if os.path.exists(f"/proc/{pid}")]
     assert shm_segments() - before_shm == set()
 
 
@@ -39,7 +44,10 @@ def process_engine() -> Iterator[Callable[..., Any]]:
         return engine
 
     yield make
+    live = worker_children() - before_workers
     for engine in made:
         engine.shutdown(wait=False)
     assert worker_children() - before_workers == set()
+    # Reaped, not left as zombies: their /proc entries are gone.
+    assert not [pid for pid in live if os.path.exists(f"/proc/{pid}")]
     assert shm_segments() - before_shm == set()

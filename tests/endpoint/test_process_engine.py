@@ -182,11 +182,20 @@ def test_a_dying_worker_fails_only_its_task(process_engine, command, signal, exi
     assert exc.pid is not None
     if signal == "SIGKILL":
         assert "possibly the OOM killer" in str(exc)
+    assert not os.path.exists(f"/proc/{exc.pid}")  # reaped, not a zombie
     assert all(f.result(WAIT) == b"slept" for f in others)
     assert all(f.result(WAIT).isdigit() for f in later)
     # The pool replaced the worker.
     wait_until(lambda: engine.status().workers == 2)
     assert str(exc.pid) not in {f.result().decode() for f in later}
+
+
+def test_a_dead_workers_shared_memory_is_unlinked(process_engine):
+    engine = process_engine(workers=1, large_frame=1024)
+    for command in (b"sigkill", b"segfault", b"sleep 60"):
+        future = engine.submit(work("k", command, b"y" * 4096, timeout_s=0.2))
+        assert isinstance(error_of(future), WorkerLost | TaskTimeout)
+        assert shm_segments() == set()
 
 
 def test_queued_tasks_survive_their_workers_death(process_engine):
@@ -295,7 +304,8 @@ def test_shutdown_waits_for_the_work_and_leaves_nothing(no_leaks):
         large_frame=64,
     )
     engine.start()
-    wait_until(lambda: engine.status().workers == 2)
+    wait_until(lambda: len(engine.worker_pids()) == 2)
+    no_leaks.update(engine.worker_pids())
     futures = [engine.submit(work(str(i), b"x" * 100)) for i in range(20)]
     engine.shutdown(wait=True)
     assert all(f.result(0) == b"x" * 100 for f in futures)
@@ -317,6 +327,7 @@ def test_shutdown_without_waiting_stops_everything(no_leaks, tmp_path):
     running = engine.submit(work("r", b"sleep 60", b"z" * 100))
     queued = [engine.submit(work(f"q{i}", b"pid", b"z" * 100)) for i in range(3)]
     assert started["r"].wait(WAIT)
+    no_leaks.update(engine.worker_pids())
     engine.shutdown(wait=False)
     assert isinstance(error_of(running), TaskTerminated)
     assert all(f.cancelled() for f in queued)
