@@ -313,8 +313,6 @@ class ProcessEngine:
         self._running = 0
         self._started = False
         self._closing = False
-        self._drain = True
-        self._names = itertools.count()
 
     # -- the Engine contract ------------------------------------------------
 
@@ -332,6 +330,10 @@ class ProcessEngine:
         """Queue ``work``; its frames are copied before this returns."""
         if not isinstance(work, WorkItem):
             raise TypeError(f"submit takes a WorkItem, not {type(work).__name__}")
+        if not isinstance(work.task_id, str):
+            raise TypeError(f"a task id is a str, not {type(work.task_id).__name__}")
+        if not isinstance(work.limits, ResourceLimits):
+            raise TypeError("WorkItem.limits must be a ResourceLimits")
         if not self._started:
             self.start()
         future: Future[bytes] = Future()
@@ -348,8 +350,8 @@ class ProcessEngine:
                 )
             )
             return future
-        inline, specs, segments = self._copy_frames(work.packet)
         pool = self._pool_for(key, spec)
+        inline, specs, segments = self._copy_frames(work.packet)
         task = _Task(work.task_id, inline, specs, segments, work.limits, future, pool)
         with self._lock:
             if self._closing:
@@ -406,7 +408,6 @@ class ProcessEngine:
         fail with ``TaskTerminated``.  Idempotent."""
         with self._lock:
             self._closing = True
-            self._drain = wait
             pools = list(self._pools.values())
             dropped: list[_Task] = []
             victims: list[tuple[_Worker, str]] = []
@@ -659,7 +660,13 @@ class ProcessEngine:
                     task.state = "running"
                     task.worker = worker
                     self._running += 1
-                if not self._run(worker, task):
+                try:
+                    usable = self._run(worker, task)
+                except Exception as exc:  # a bug or a garbled reply: fail safe
+                    usable = False
+                    worker.kill()
+                    self._abandon(task, exc)
+                if not usable:
                     with self._lock:
                         pool.workers.discard(worker)
                     worker.reap()
@@ -669,6 +676,21 @@ class ProcessEngine:
                 with self._lock:
                     pool.workers.discard(worker)
                 worker.close()
+
+    def _abandon(self, task: _Task, error: Exception) -> None:
+        """Fail ``task`` with ``error`` if it is not finished yet."""
+        with self._lock:
+            if task.state != "done":
+                self._running -= task.state == "running"
+                task.state = "done"
+                self._tasks.pop(task.task_id, None)
+        _unlink(task.segments)
+        if not task.future.done():
+            try:
+                if task.future.running() or task.future.set_running_or_notify_cancel():
+                    task.future.set_exception(error)
+            except Exception:  # resolved meanwhile
+                pass
 
     def _fail_next(self, pool: _Pool, reason: str) -> None:
         """Fail the next queued task of ``pool``: its environment is unusable."""
@@ -688,6 +710,13 @@ class ProcessEngine:
 
     def _run(self, worker: _Worker, task: _Task) -> bool:
         """Run ``task`` on ``worker``; whether the worker is still usable."""
+        if task.future.cancelled():  # cancelled through the future itself
+            with self._lock:
+                self._running -= 1
+                task.state = "done"
+                self._tasks.pop(task.task_id, None)
+            _unlink(task.segments)
+            return True
         header = pack({"t": task.task_id, "f": task.specs}, sum(map(len, task.inline)))
         try:
             write_all(worker.fd_to, [header, *task.inline])

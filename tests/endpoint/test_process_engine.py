@@ -280,6 +280,21 @@ def test_cancel_queued_running_and_unknown(process_engine, tmp_path):
     assert not started["queued"].is_set()
 
 
+def test_a_future_cancelled_directly_never_runs(process_engine, tmp_path):
+    engine = process_engine(workers=1)
+    started = started_events(engine)
+    gate = tmp_path / "go"
+    first = engine.submit(work("first", f"wait {gate}".encode()))
+    dropped = engine.submit(work("dropped", b"pid"))
+    assert started["first"].wait(WAIT)
+    assert dropped.cancel()
+    gate.touch()
+    assert first.result(WAIT) == b"waited"
+    assert engine.submit(work("after", b"pid")).result(WAIT).isdigit()
+    assert not started["dropped"].is_set()
+    assert engine.status().queued == 0
+
+
 def test_cancel_a_task_that_has_not_started_frees_its_shared_memory(process_engine):
     engine = process_engine(workers=1, large_frame=1024)
     started = started_events(engine)
