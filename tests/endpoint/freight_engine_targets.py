@@ -29,6 +29,13 @@ def info(packet: list[Any]) -> bytes:
     return f"{sys.executable}\n{sys.prefix}\n{os.getpid()}".encode()
 
 
+def freight_file(packet: list[Any]) -> bytes:
+    """Where the worker imported freight from."""
+    import freight
+
+    return freight.__file__.encode()
+
+
 def nbytes(packet: list[Any]) -> bytes:
     """Sizes and kinds of the frames, and the sum of a float64 array frame."""
     out = []

@@ -3,6 +3,7 @@ bad environments, and container runtimes where they work."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import site
@@ -15,7 +16,7 @@ import pytest
 from engine_helpers import TARGETS_DIR
 
 from freight.endpoint.engine import ResourceLimits, WorkItem
-from freight.endpoint.errors import EnvironmentUnavailable
+from freight.endpoint.errors import EnvironmentUnavailable, TaskTimeout, WorkerLost
 
 WAIT = 120.0
 NO_LIMITS = ResourceLimits()
@@ -171,3 +172,70 @@ def test_a_container_runtime_that_does_not_work_fails_the_task_clearly(
     assert exc.env_type == "docker"
     assert "before it was ready" in exc.reason
     assert info(engine, "ok", None)[0] == sys.executable
+
+
+@pytest.fixture
+def fake_docker(tmp_path, monkeypatch):
+    """A ``docker`` on PATH that runs containers as plain processes
+    (``fake_container_runtime.py``); yields its state directory."""
+    state = tmp_path / "state"
+    state.mkdir()
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    script = Path(TARGETS_DIR) / "fake_container_runtime.py"
+    docker = bin_dir / "docker"
+    docker.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{script}" "$@"\n')
+    docker.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_RUNTIME_STATE", str(state))
+    return state
+
+
+def test_container_plumbing_with_a_stand_in_runtime(process_engine, fake_docker):
+    import freight
+
+    engine = process_engine(workers=1)
+    env = {
+        "type": "docker",
+        "location": "example/image:1",
+        "python": sys.executable,
+        "options": ["--network=none"],
+    }
+
+    def run(task_id: str, *frames: bytes, **limits: float) -> bytes:
+        item = WorkItem(task_id, list(frames), ResourceLimits(**limits), env)
+        return engine.submit(item).result(WAIT)
+
+    assert run("a", b"pid").isdigit()
+    (args,) = [
+        json.loads(line) for line in (fake_docker / "runs").read_text().splitlines()
+    ]
+    source = os.path.dirname(os.path.abspath(freight.__file__))
+    assert args[:5] == ["run", "--rm", "-i", "--name", args[4]]
+    assert args[4].startswith("freight-worker-")
+    assert ["-v", f"{source}:/opt/freight-src/freight:ro"] == args[7:9]
+    assert ["-v", f"{TARGETS_DIR}:/opt/freight-extra/0:ro"] == args[5:7]
+    assert "PYTHONPATH=/opt/freight-extra/0:/opt/freight-src" in args
+    tail = ["--network=none", "example/image:1", sys.executable, "-m"]
+    assert args[-7:-3] == tail
+    assert args[-3:] == ["freight.endpoint.worker", "--target", engine.target]
+
+    # A time limit kills the container through the runtime.
+    with pytest.raises(TaskTimeout):
+        run("slow", b"sleep 60", timeout_s=0.2)
+    assert args[4] in (fake_docker / "kills").read_text().split()
+    # Workers inside die as elsewhere, and are replaced.
+    with pytest.raises(WorkerLost) as info:
+        run("exit", b"exit 3")
+    assert info.value.exitcode == 3
+    assert run("b", b"pid").isdigit()
+
+
+def test_a_stand_in_container_imports_freight_from_the_mount(
+    process_engine, fake_docker
+):
+    engine = process_engine("freight_file", workers=1)
+    env = {"type": "docker", "location": "img", "python": sys.executable}
+    item = WorkItem("f", [], NO_LIMITS, env)
+    where = engine.submit(item).result(WAIT).decode()
+    assert where == str(fake_docker / "root/opt/freight-src/freight/__init__.py")
