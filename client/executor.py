@@ -280,7 +280,7 @@ class Executor(_BaseExecutor):
         if self.client.binary_payloads:
             return serde.dumps_frames(obj)
         if isinstance(obj, list):  # a map chunk
-            return serde.serialize(obj)
+            return serde.pack_buffers([serde.serialize(obj)])
         args, kwargs = obj
         return serde.pack_buffers([serde.serialize(args), serde.serialize(kwargs)])
 
