@@ -13,7 +13,7 @@ in ``pyproject.toml`` exactly as a third party's would be).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -42,12 +42,14 @@ class ResourceLimits:
 class WorkItem:
     """One unit of work for an engine: ``packet`` is a list of frames (the first
     is a small header), ``limits`` what the engine enforces, ``environment``
-    the execution environment (``None``: the engine's default interpreter)."""
+    the execution environment (``None``: the engine's default interpreter).
+    An engine that knows when a task starts calls ``on_start`` then, once."""
 
     task_id: str
     packet: Sequence[Any]
     limits: ResourceLimits
     environment: dict[str, Any] | None = None
+    on_start: Callable[[], None] | None = None
 
 
 @dataclass(frozen=True, slots=True)

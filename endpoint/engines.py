@@ -39,42 +39,48 @@ class UnknownEngine(LookupError):
         )
 
 
-def _entry_points() -> dict[str, EntryPoint]:
-    found: dict[str, EntryPoint] = {}
+#: The built-ins, found even when the installed metadata predates them (an
+#: editable install not reinstalled); an entry point of the same name wins.
+_BUILTIN = {
+    "thread": "freight.endpoint.thread:ThreadEngine",
+    "process": "freight.endpoint.process:ProcessEngine",
+}
+
+
+def available_engines() -> dict[str, str]:
+    """Engine name -> ``"module:Class"``: the entry points and the built-ins."""
+    found = dict(_BUILTIN)
     for ep in entry_points(group=ENGINE_ENTRY_POINT_GROUP):
-        found.setdefault(ep.name, ep)
+        found[ep.name] = ep.value
     return found
 
 
-def available_engines() -> list[str]:
-    """The names of the installed engines, sorted."""
-    return sorted(_entry_points())
-
-
 def load_engine(name: str, **options: Any) -> Engine:
-    """A new engine of the plugin ``name``, made with ``options`` (not started).
+    """A new engine of the plugin ``name``, made with ``options`` (not started);
+    options whose value is ``None`` are left out, so the engine's defaults apply.
 
-    Raises ``TypeError`` if ``name`` is not a str, ``UnknownEngine`` if no such
-    engine is installed, ``ImportError`` (naming the entry point) if its module
-    does not import, and whatever the engine's constructor raises for bad
-    options.
+    Raises ``TypeError`` if ``name`` is not a str, ``UnknownEngine`` (a
+    ``LookupError``) naming the installed engines if there is no such engine,
+    ``ImportError`` (naming the entry point) if it does not load, ``TypeError``
+    if it does not name a callable, and whatever the engine's constructor raises
+    for bad options.
     """
     if not isinstance(name, str):
         raise TypeError(f"an engine name is a str, not {type(name).__name__}")
-    eps = _entry_points()
-    ep = eps.get(name)
-    if ep is None:
-        raise UnknownEngine(name, tuple(sorted(eps)))
+    engines = available_engines()
+    spec = engines.get(name)
+    if spec is None:
+        raise UnknownEngine(name, tuple(sorted(engines)))
     try:
-        factory = ep.load()
+        factory = EntryPoint(name, spec, ENGINE_ENTRY_POINT_GROUP).load()
     except Exception as exc:
         raise ImportError(
-            f"the engine {name!r} ({ep.value}) could not be loaded: {exc}"
+            f"the engine {name!r} ({spec}) could not be loaded: {exc}"
         ) from exc
     if not callable(factory):
         raise TypeError(
-            f"the engine {name!r} ({ep.value}) is not callable: an entry point of "
+            f"the engine {name!r} ({spec}) is not callable: an entry point of "
             f"{ENGINE_ENTRY_POINT_GROUP!r} names a class, 'module:Class'"
         )
-    engine: Engine = factory(**options)
+    engine: Engine = factory(**{k: v for k, v in options.items() if v is not None})
     return engine

@@ -118,6 +118,7 @@ class _Task:
     limits: ResourceLimits
     future: Future[bytes]
     pool: _Pool
+    on_start: Callable[[], None] | None = None
     state: str = "queued"
     worker: _Worker | None = None
 
@@ -269,9 +270,9 @@ class ProcessEngine:
     for workers; ``python`` the default interpreter (``sys.executable``);
     ``large_frame`` the size from which a frame goes through shared memory;
     ``memory_poll_s`` how often a memory limit is checked; ``start_timeout_s``
-    how long a worker may take to start (containers get at least 120 s);
-    ``on_started(task_id)`` is called (on an engine thread) when a task is sent
-    to its worker.
+    how long a worker may take to start (containers get at least 120 s).
+    A task's ``WorkItem.on_start`` is called (on an engine thread) when the
+    task has been sent to its worker.
     """
 
     name = "process"
@@ -287,7 +288,6 @@ class ProcessEngine:
         large_frame: int = 1 << 20,
         memory_poll_s: float = 0.01,
         start_timeout_s: float = 60.0,
-        on_started: Callable[[str], None] | None = None,
     ) -> None:
         n = (os.cpu_count() or 1) if workers is None else workers
         if not isinstance(n, int) or isinstance(n, bool) or n < 1:
@@ -306,7 +306,6 @@ class ProcessEngine:
         self.large_frame = large_frame
         self.memory_poll_s = memory_poll_s
         self.start_timeout_s = start_timeout_s
-        self.on_started = on_started
         self._lock = threading.Lock()
         self._pools: dict[Any, _Pool] = {}
         self._tasks: dict[str, _Task] = {}
@@ -352,7 +351,16 @@ class ProcessEngine:
             return future
         pool = self._pool_for(key, spec)
         inline, specs, segments = self._copy_frames(work.packet)
-        task = _Task(work.task_id, inline, specs, segments, work.limits, future, pool)
+        task = _Task(
+            work.task_id,
+            inline,
+            specs,
+            segments,
+            work.limits,
+            future,
+            pool,
+            work.on_start,
+        )
         with self._lock:
             if self._closing:
                 _unlink(segments)
@@ -743,10 +751,10 @@ class ProcessEngine:
             return False
         task.inline = []
         running = task.future.set_running_or_notify_cancel()
-        if running and self.on_started is not None:
+        if running and task.on_start is not None:
             try:
-                self.on_started(task.task_id)
-            except Exception:
+                task.on_start()
+            except Exception:  # a callback must not stop the slot
                 pass
         reply = self._wait_reply(worker, task)
         with self._lock:

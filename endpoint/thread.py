@@ -19,7 +19,7 @@ import collections
 import os
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
@@ -28,7 +28,11 @@ from freight.endpoint.engine import EngineStatus, WorkItem
 from freight.endpoint.errors import EnvironmentUnavailable, TaskTimeout
 from freight.endpoint.worker import DEFAULT_TARGET, Target, load_target
 
-__all__ = ["ThreadEngine"]
+__all__ = ["ThreadEngine", "resolve_target"]
+
+#: ``"module:function"`` -> the function (the name main's first thread engine
+#: exported).
+resolve_target = load_target
 
 
 @dataclass(slots=True)
@@ -43,17 +47,17 @@ class ThreadEngine:
     """Runs ``target`` (a ``"module:function"`` imported in this process, or a
     callable) on ``workers`` threads (default ``os.cpu_count()``).
     ``extra_path`` directories are added to ``sys.path`` before the target is
-    imported.  Frames are copied into ``bytes`` in ``submit``."""
+    imported.  Frames are copied into ``bytes`` in ``submit``.  A task's
+    ``WorkItem.on_start`` is called on its thread when it starts."""
 
     name = "thread"
 
     def __init__(
         self,
         workers: int | None = None,
-        *,
         target: str | Target = DEFAULT_TARGET,
+        *,
         extra_path: Sequence[str] = (),
-        on_started: Callable[[str], None] | None = None,
     ) -> None:
         n = (os.cpu_count() or 1) if workers is None else workers
         if not isinstance(n, int) or isinstance(n, bool) or n < 1:
@@ -63,7 +67,6 @@ class ThreadEngine:
         self.workers = n
         self.target = target
         self.extra_path = tuple(os.path.abspath(p) for p in extra_path)
-        self.on_started = on_started
         self._fn: Target | None = None
         self._lock = threading.Lock()
         self._cv = threading.Condition(self._lock)
@@ -191,10 +194,10 @@ class ThreadEngine:
         future = task.future
         if not future.set_running_or_notify_cancel():
             return
-        if self.on_started is not None:
+        if task.work.on_start is not None:
             try:
-                self.on_started(task.work.task_id)
-            except Exception:
+                task.work.on_start()
+            except Exception:  # a callback must not stop the pool
                 pass
         timer: threading.Timer | None = None
         timeout = task.work.limits.timeout_s

@@ -157,9 +157,13 @@ def thread_engine():
 def test_thread_engine_round_trip_and_errors(thread_engine) -> None:
     engine = thread_engine(workers=2)
     frame = bytearray(b"b")
-    future = engine.submit(WorkItem("t", [b"a", frame, memoryview(b"c")], NO_LIMITS))
+    started = threading.Event()
+    item = WorkItem("t", [b"a", frame, memoryview(b"c")], NO_LIMITS)
+    item.on_start = started.set
+    future = engine.submit(item)
     frame[:] = b"z"
     assert future.result(WAIT) == b"abc"
+    assert started.is_set()
     failing = thread_engine("freight_engine_targets:command", workers=1)
     exc = failing.submit(WorkItem("r", [b"raise k"], NO_LIMITS)).exception(WAIT)
     assert isinstance(exc, KeyError)

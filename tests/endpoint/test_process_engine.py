@@ -43,7 +43,14 @@ class started_events:
     def __init__(self, engine: ProcessEngine) -> None:
         self._events: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
-        engine.on_started = lambda task_id: self[task_id].set()
+        submit = engine.submit
+
+        def with_on_start(item: WorkItem) -> Future[bytes]:
+            # The engine calls WorkItem.on_start once the task is sent.
+            item.on_start = self[item.task_id].set
+            return submit(item)
+
+        engine.submit = with_on_start  # type: ignore[method-assign]
 
     def __getitem__(self, task_id: str) -> threading.Event:
         with self._lock:
