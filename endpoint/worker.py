@@ -18,7 +18,8 @@ msgpack header, then the body.
 
 End of input makes the worker exit 0.  The target is called as
 ``target(frames) -> bytes`` with the frames as ``memoryview`` s valid only during
-the call.
+the call: shared-memory frames are writable, frames from the message are
+read-only unless the message was large.
 """
 
 from __future__ import annotations
