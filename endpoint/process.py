@@ -616,7 +616,9 @@ class ProcessEngine:
         except OSError as exc:
             raise _StartFailed(f"cannot start {command[0]!r}: {exc}") from exc
         worker = _Worker(proc, name)
-        ready, _, _ = select.select([worker.fd_from], [], [], spec.start_timeout_s)
+        poller = select.poll()  # not select(): descriptors may exceed FD_SETSIZE
+        poller.register(worker.fd_from, select.POLLIN | select.POLLHUP)
+        ready = poller.poll(spec.start_timeout_s * 1000)
         hello = worker.reader.read_message() if ready else None
         if hello is None or not hello[0].get("hello"):
             worker.kill()
