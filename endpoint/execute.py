@@ -171,7 +171,14 @@ def run_packet(packet: Sequence[Any]) -> bytes:
         body = packet[2:]
         text = header["kind"] == "text"
         if text:
-            args_kwargs: Any = serde.unpack_and_deserialize(bytes(body[0]).decode())
+            # pack_buffers([args, kwargs]): two buffers, not unpack_and_deserialize's
+            # three (the function travels in its own frame).
+            packed = serde.unpack_buffers(bytes(body[0]).decode())
+            if len(packed) != 2:
+                raise ValueError(
+                    f"a text payload packs 2 buffers (args, kwargs), got {len(packed)}"
+                )
+            args_kwargs: Any = [serde.deserialize(b) for b in packed]
         else:
             args_kwargs = serde.loads_frames(body)
         if header.get("chunk"):
