@@ -424,6 +424,8 @@ class ServiceCore:
                 self.finished(
                     [self._failed(t, ServiceStopped(t, "shut down")) for t in leftover]
                 )
+        except StoreClosed:
+            pass  # closed under us: the next start fails what was left
         finally:
             with self._lock:
                 subs = [s for group in self._subs.values() for s in group]

@@ -86,8 +86,9 @@ def test_a_task_is_finished_once_and_a_late_outcome_is_ignored(
 def test_a_repeated_outcome_in_one_batch_is_recorded_once(
     core: ServiceCore, link: HoldingLink
 ) -> None:
-    from freight.service.protocol import TaskOutcome
     from service_helpers import SER
+
+    from freight.service.protocol import TaskOutcome
 
     _, (tid,) = _submit(core, link)
     pushed: list[dict[str, Any]] = []
