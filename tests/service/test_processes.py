@@ -5,6 +5,7 @@ fail each other's tasks."""
 from __future__ import annotations
 
 import json
+import os
 import select
 import signal
 import subprocess
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from service_helpers import ECHO_SRC, decode, register_source, text_payload
+from service_helpers import ECHO_SRC, decode, register_source, text_payload, wait_until
 
 from freight.service.core import ServiceCore
 from freight.service.embedded import default_home, embedded_service
@@ -225,3 +226,56 @@ def test_lock_files_of_dead_instances_are_cleaned_up(home: Path) -> None:
     assert [p.stem for p in lock_dir.glob("*.lock")] == [a.store.instance_id]
     a.shutdown()
     assert list(lock_dir.glob("*.lock")) == []
+
+
+def test_a_clean_shutdown_fails_the_unfinished_tasks(home: Path) -> None:
+    from service_helpers import HoldingLink
+
+    core = ServiceCore(SQLiteStore(home / "freight.db"))
+    link = HoldingLink()
+    core.add_endpoint(link)
+    fid = register_source(core, "echo", ECHO_SRC)
+    done, running, queued = core.submit(
+        link.endpoint_id, {"tasks": {fid: [text_payload(i) for i in range(3)]}}
+    )["tasks"][fid]
+    link.start([done, running])
+    link.succeed([done], "kept")
+    core.shutdown()
+    assert link.down
+    again = ServiceCore(SQLiteStore(home / "freight.db"))
+    try:
+        rows = again.store.get_tasks([done, running, queued])
+        assert decode(rows[done].result) == "kept"
+        for t in (running, queued):
+            assert _failed_because_the_service_stopped(rows[t])
+            assert "shut down" in rows[t].exception_text
+    finally:
+        again.shutdown()
+
+
+def test_a_forked_child_neither_uses_nor_stops_its_parents_service(
+    home: Path, markers: Path
+) -> None:
+    from service_helpers import WAIT_SRC
+
+    from freight.service import embedded, store
+
+    core = embedded_service(workers=1)
+    fid = register_source(core, "wait_for", WAIT_SRC)
+    (tid,) = core.submit(
+        core.endpoint_ids[0], {"tasks": {fid: [text_payload(str(markers), "a", 1)]}}
+    )["tasks"][fid]
+    pid = os.fork()
+    if pid == 0:  # the child: it must start afresh
+        code = 1
+        try:
+            fresh = not embedded._SERVICES and not store._LIVE_HERE
+            embedded.shutdown_embedded()
+            code = 0 if fresh else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 0
+    assert core.store.get_tasks([tid])[tid].status in ("waiting-for-launch", "running")
+    (markers / "release").touch()
+    wait_until(lambda: core.store.get_tasks([tid])[tid].status == "success")
