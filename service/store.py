@@ -566,19 +566,38 @@ class SQLiteStore:
 
     def finish(self, outcomes: Iterable[FinishRow]) -> list[tuple[str, str]]:
         """Record outcomes (see ``FinishRow``) of unfinished tasks, in one
-        transaction; returns ``(task_id, task_group_id)`` of those recorded.  A
-        task is finished once: an outcome for a finished or unknown task is
-        ignored."""
-        done: list[tuple[str, str]] = []
+        transaction; returns ``(task_id, task_group_id)`` of those recorded, in
+        order.  A task is finished once: an outcome for a finished or unknown
+        task, or a task's second outcome in the same batch, is ignored."""
+        batch = list(outcomes)
+        for row in batch:
+            if row[1] not in FINAL:
+                raise ValueError(f"an outcome is success or failed, not {row[1]!r}")
         dumps = json.dumps
+        done: list[tuple[str, str]] = []
         with self._tx() as db:
-            for tid, status, result, exc, exc_text, details, completed, ret in outcomes:
-                if status not in FINAL:
-                    raise ValueError(f"an outcome is success or failed, not {status!r}")
-                found = db.execute(
-                    "UPDATE tasks SET status=?, result=?, exception=?,"
-                    " exception_text=?, details=?, completed=?, retrieved=? WHERE"
-                    f" task_id=? AND {_UNFINISHED_SQL} RETURNING task_group_id",
+            # Which are still open, then one executemany: a statement per row
+            # from Python costs more than the lookup (same transaction: nothing
+            # changes in between).
+            open_groups: dict[str, str] = {}
+            ids = [row[0] for row in batch]
+            for start in range(0, len(ids), 500):
+                part = ids[start : start + 500]
+                marks = ",".join("?" * len(part))
+                open_groups.update(
+                    db.execute(
+                        "SELECT task_id, task_group_id FROM tasks WHERE task_id IN"
+                        f" ({marks}) AND {_UNFINISHED_SQL}",
+                        part,
+                    ).fetchall()
+                )
+            updates = []
+            for tid, status, result, exc, exc_text, details, completed, ret in batch:
+                group = open_groups.pop(tid, None)
+                if group is None:
+                    continue
+                done.append((tid, group))
+                updates.append(
                     (
                         status,
                         result,
@@ -588,10 +607,13 @@ class SQLiteStore:
                         completed,
                         ret,
                         tid,
-                    ),
-                ).fetchone()
-                if found is not None:
-                    done.append((tid, found[0]))
+                    )
+                )
+            db.executemany(
+                "UPDATE tasks SET status=?, result=?, exception=?, exception_text=?,"
+                " details=?, completed=?, retrieved=? WHERE task_id=?",
+                updates,
+            )
         return done
 
     def get_tasks(self, task_ids: Sequence[str]) -> dict[str, TaskRow]:
