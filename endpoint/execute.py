@@ -172,8 +172,15 @@ def run_packet(packet: Sequence[Any]) -> bytes:
         body = packet[2:]
         text = header["kind"] == "text"
         if text:
-            parts = serde.unpack_buffers(bytes(body[0]).decode())
-            decoded = [serde.deserialize(part) for part in parts]
+            # pack_buffers([args, kwargs]), or pack_buffers([calls]) for a chunk:
+            # the function travels in its own frame.
+            packed = serde.unpack_buffers(bytes(body[0]).decode())
+            want = 1 if header.get("chunk") else 2
+            if len(packed) != want:
+                raise ValueError(
+                    f"a text payload packs {want} buffer(s), got {len(packed)}"
+                )
+            decoded = [serde.deserialize(b) for b in packed]
             args_kwargs: Any = decoded[0] if header.get("chunk") else decoded
         else:
             args_kwargs = serde.loads_frames(body)

@@ -1,0 +1,45 @@
+"""Fixtures for the service core's tests: a temporary FREIGHT_HOME (never the
+user's), the engine from $FREIGHT_ENGINE (default ``thread`` until the process
+engine is merged), and a core over a hand-driven endpoint link."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from service_helpers import HoldingLink
+
+from freight.service.core import ServiceCore
+from freight.service.embedded import shutdown_embedded
+from freight.service.store import SQLiteStore
+
+ENGINE = os.environ.get("FREIGHT_ENGINE") or "thread"
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A fresh FREIGHT_HOME; embedded services are stopped afterwards."""
+    path = tmp_path / "home"
+    monkeypatch.setenv("FREIGHT_HOME", str(path))
+    monkeypatch.setenv("FREIGHT_ENGINE", ENGINE)
+    monkeypatch.delenv("FREIGHT_RESULT_RETENTION_S", raising=False)
+    monkeypatch.delenv("FREIGHT_MAX_PAYLOAD_BYTES", raising=False)
+    monkeypatch.delenv("FREIGHT_WORKERS", raising=False)
+    yield path
+    shutdown_embedded()
+
+
+@pytest.fixture
+def link() -> HoldingLink:
+    return HoldingLink()
+
+
+@pytest.fixture
+def core(home: Path, link: HoldingLink) -> Iterator[ServiceCore]:
+    """A service core on ``home`` with the hand-driven ``link`` attached."""
+    c = ServiceCore(SQLiteStore(home / "freight.db"))
+    c.add_endpoint(link)
+    yield c
+    c.shutdown()
