@@ -377,17 +377,21 @@ class Client:
             binary=self._binary,
         )
 
-    def batch_run(self, *args: Any, **kwargs: Any) -> Any:
+    def batch_run(
+        self, endpoint_id: str | uuid.UUID | Batch, batch: Batch | None = None
+    ) -> Any:
         """Submit a batch: ``batch_run(endpoint_id, batch)`` returns the
         reference's dict (``request_id``, ``task_group_id``, ``endpoint_id``,
         ``tasks: {function_id: [task_id, ...]}``); ``batch_run(batch)`` (the
         guide's shape, endpoints given per call to ``add``) returns the task ids
         in the order added."""
-        if len(args) + len(kwargs) == 1:
-            batch = args[0] if args else kwargs.get("batch")
-            if isinstance(batch, Batch):
-                return self._batch_run_guide(batch)
-        return self._batch_run(*args, **kwargs)
+        if batch is None and isinstance(endpoint_id, Batch):
+            return self._batch_run_guide(endpoint_id)
+        if batch is None:
+            raise TypeError("batch: required with endpoint_id (or pass a Batch alone)")
+        if isinstance(endpoint_id, Batch):
+            raise TypeError("endpoint_id: expected a UUID string, got Batch")
+        return self._batch_run(endpoint_id, batch)
 
     def _batch_run(self, endpoint_id: str | uuid.UUID, batch: Batch) -> dict[str, Any]:
         ep = check_uuid(endpoint_id, "endpoint_id")
