@@ -78,7 +78,7 @@ class ComputeFuture(Future[Any]):
             return self.cancelled()
         ex = self._owner()
         if ex is None:
-            return super().cancel()
+            return _cancel_now(self)
         return ex._cancel([self], terminate=ex.cancel_running)[0]
 
     def terminate(self) -> bool:
@@ -87,7 +87,7 @@ class ComputeFuture(Future[Any]):
             return self.cancelled()
         ex = self._owner()
         if ex is None:
-            return super().cancel()
+            return _cancel_now(self)
         return ex._cancel([self], terminate=True)[0]
 
 
@@ -202,6 +202,9 @@ class Executor(_BaseExecutor):
         self._futures: dict[str, ComputeFuture] = {}
         # Futures queued for the submitter thread.
         self._queued: set[ComputeFuture] = set()
+        # Held by the submitter from choosing what to send until the sent tasks
+        # have their ids, so a cancel sees a future either unsent or sent.
+        self._send_lock = threading.Lock()
         # Outcomes pushed while their ids were not known yet (during a send).
         self._early: dict[str, dict[str, Any]] = {}
         self._sending = 0
@@ -505,11 +508,12 @@ class Executor(_BaseExecutor):
                     break
                 batch.append(item)
             try:
-                live = [p for p in batch if not p.future.cancelled()]
-                for chunk in (False, True):
-                    part = [p for p in live if p.chunk is chunk]
-                    if part:
-                        self._send(part, chunk)
+                with self._send_lock:
+                    live = [p for p in batch if not p.future.cancelled()]
+                    for chunk in (False, True):
+                        part = [p for p in live if p.chunk is chunk]
+                        if part:
+                            self._send(part, chunk)
             except BaseException as exc:  # never leave a future hanging
                 for p in batch:
                     _set_exception(p.future, exc)
@@ -565,9 +569,6 @@ class Executor(_BaseExecutor):
         early = self._end_send(part)
         for fut, message in early:
             self._resolve(fut, message)
-        late = [p.future for p in part if p.future.cancelled()]
-        if late:  # cancelled while being sent: make sure they never run
-            self._cancel_sent(late, terminate=False)
 
     def _end_send(
         self, part: list[_Pending]
@@ -624,15 +625,22 @@ class Executor(_BaseExecutor):
         """Cancel each future's task (see ``ComputeFuture.cancel``)."""
         done: dict[int, bool] = {}
         sent: list[ComputeFuture] = []
+        unsent: list[ComputeFuture] = []
         for fut in futures:
             if fut.done():
                 done[id(fut)] = fut.cancelled()
             elif fut.task_id is None:
-                # Not sent yet: the submitter skips it, or cancels it right after
-                # sending if it is being sent now.
-                done[id(fut)] = Future.cancel(fut)
+                unsent.append(fut)
             else:
                 sent.append(fut)
+        if unsent:
+            with self._send_lock:  # not being sent now: unsent, or sent with an id
+                for fut in unsent:
+                    if fut.task_id is None or fut.done():
+                        # The submitter skips a cancelled future.
+                        done[id(fut)] = _cancel_now(fut)
+                    else:
+                        sent.append(fut)
         if sent:
             done.update(self._cancel_sent(sent, terminate=terminate))
         return [done[id(f)] for f in futures]
@@ -663,7 +671,7 @@ class Executor(_BaseExecutor):
             if answers.get(tid) in ("cancelled", "terminated"):
                 # Its outcome (TaskCancelled, or the engine's report of the stop)
                 # is the cancellation itself; one still to come is dropped.
-                result[id(fut)] = Future.cancel(fut) or fut.cancelled()
+                result[id(fut)] = _cancel_now(fut)
             else:
                 result[id(fut)] = fut.cancelled()
                 if message is not None:
@@ -801,9 +809,8 @@ class Executor(_BaseExecutor):
                 return
             self._stopped = True
             queued = list(self._queued)
-        if cancel_futures:
-            for fut in queued:
-                Future.cancel(fut)
+        if cancel_futures and queued:
+            self._cancel(queued, terminate=self.cancel_running)
         self._queue.put(_STOP)
         if wait:
             self._finish(cancel_futures)
@@ -877,6 +884,15 @@ def _monotonic() -> float:
     import time
 
     return time.monotonic()
+
+
+def _cancel_now(fut: Future[Any]) -> bool:
+    """Cancel ``fut`` here and wake its waiters (``wait``, ``as_completed``);
+    True if it is cancelled."""
+    if Future.cancel(fut):
+        fut.set_running_or_notify_cancel()
+        return True
+    return fut.cancelled()
 
 
 def _set_result(fut: Future[Any], value: Any) -> None:

@@ -171,7 +171,8 @@ def run_packet(packet: Sequence[Any]) -> bytes:
         body = packet[2:]
         text = header["kind"] == "text"
         if text:
-            args_kwargs: Any = serde.unpack_and_deserialize(bytes(body[0]).decode())
+            packed = serde.unpack_buffers(bytes(body[0]).decode())
+            args_kwargs: Any = [serde.deserialize(b) for b in packed]
         else:
             args_kwargs = serde.loads_frames(body)
         if header.get("chunk"):
