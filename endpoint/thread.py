@@ -78,8 +78,6 @@ class ThreadEngine:
         if fut is None:
             return "unknown"
         if not running and fut.cancel():
-            with self._lock:
-                self._futures.pop(task_id, None)
             return "cancelled"
         return "running"
 
