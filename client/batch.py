@@ -193,11 +193,14 @@ class Batch:
             by_ep.setdefault(e.endpoint_id, []).append(e)
         yield from by_ep.items()
 
-    def prepare(self, entries: Sequence[_Entry] | None = None) -> dict[str, Any]:
+    def prepare(self) -> dict[str, Any]:
         """The body of ``POST /v3/endpoints/{id}/submit`` for these calls (the
         reference's keys; ``tasks`` holds frames, not text, for a binary batch)."""
+        return self._prepare(self._entries)
+
+    def _prepare(self, entries: Sequence[_Entry]) -> dict[str, Any]:
         tasks: dict[str, list[Any]] = {}
-        for e in self._entries if entries is None else entries:
+        for e in entries:
             tasks.setdefault(e.function_id, []).append(e.payload)
         data: dict[str, Any] = {"create_queue": self.request_queue, "tasks": tasks}
         if self.task_group_id:

@@ -428,7 +428,7 @@ class Client:
         for fid in dict.fromkeys(e.function_id for e in entries):
             self._transport.get_function(fid)
         for ep, idxs in by_ep.items():
-            body = batch.prepare([entries[i] for i in idxs])
+            body = batch._prepare([entries[i] for i in idxs])
             with self._request_lock:
                 r = self._transport.submit(ep, body)
             if batch.task_group_id is None:
@@ -461,13 +461,13 @@ class Client:
         if not pending:
             status["completion_t"] = r.get("completion_t", "unknown")
             if status_name == "success":
-                status["result"] = self.decode_result(r.get("result"), task_id)
+                status["result"] = self._decode_result(r.get("result"), task_id)
             else:
                 status["exception"] = task_exception(dict(r))
             self._task_status_table[task_id] = status
         return status
 
-    def decode_result(self, payload: Any, task_id: str) -> Any:
+    def _decode_result(self, payload: Any, task_id: str) -> Any:
         """The value a task's serialized ``result`` holds; raises
         ``DeserializationError`` naming the task if it cannot be decoded here."""
         try:

@@ -398,15 +398,17 @@ class Executor(_BaseExecutor):
             known = self._functions.get(fn)
         return known if known is not None else self.register_function(fn)
 
-    def _check_known(self, function_id: str, endpoint_id: str) -> None:
-        """Raise ``UnknownFunction`` / ``UnknownEndpoint`` now (asked once per
-        id) rather than failing a whole batch later."""
-        transport = self.client.transport
+    def _check_endpoint(self, endpoint_id: str) -> None:
+        """Raise ``UnknownEndpoint`` now (asked once per id), before anything is
+        stored, rather than failing a whole batch later."""
         if endpoint_id not in self._known_endpoints:
-            transport.get_endpoint_status(endpoint_id)
+            self.client.transport.get_endpoint_status(endpoint_id)
             self._known_endpoints.add(endpoint_id)
+
+    def _check_function(self, function_id: str) -> None:
+        """Raise ``UnknownFunction`` now (asked once per id)."""
         if function_id not in self._known_functions:
-            transport.get_function(function_id)
+            self.client.transport.get_function(function_id)
             self._known_functions.add(function_id)
 
     # -- submission ----------------------------------------------------------------
@@ -414,9 +416,15 @@ class Executor(_BaseExecutor):
         self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
     ) -> ComputeFuture:
         """Run ``fn(*args, **kwargs)`` on the endpoint; returns its future.  The
-        function is registered on first use (cached by identity)."""
-        self._check_open()
-        return self.submit_to_registered_function(self._function_id(fn), args, kwargs)
+        function is registered on first use (cached by identity), once the
+        endpoint is known and the arguments serialized: a refused call stores
+        nothing."""
+        ep = self._check_open()
+        if not callable(fn):
+            raise TypeError(f"fn: expected a callable, got {type(fn).__name__}")
+        self._check_endpoint(ep)
+        payload = self._checked_size(self._encode_call(args, kwargs))
+        return self._enqueue(self._function_id(fn), payload, chunk=False)
 
     def submit_to_registered_function(
         self,
@@ -440,8 +448,9 @@ class Executor(_BaseExecutor):
         bad = next((k for k in kwargs if not isinstance(k, str)), None)
         if bad is not None:
             raise TypeError(f"kwargs: expected str keys, got {type(bad).__name__}")
-        self._check_known(fid, ep)
-        payload = self._encode_call(tuple(args), kwargs)
+        self._check_endpoint(ep)
+        self._check_function(fid)
+        payload = self._checked_size(self._encode_call(tuple(args), kwargs))
         return self._enqueue(fid, payload, chunk=False)
 
     def _check_open(self) -> str:
@@ -470,7 +479,9 @@ class Executor(_BaseExecutor):
             return serde.dumps_frames(calls)
         return serde.pack_buffers([serde.serialize(c) for c in calls])
 
-    def _enqueue(self, function_id: str, payload: Any, *, chunk: bool) -> ComputeFuture:
+    def _checked_size(self, payload: Any) -> Any:
+        """``payload``, or ``PayloadTooLarge`` if the service announces a limit
+        (the in-process one does) and it is over it."""
         limit = getattr(self.client.transport, "max_payload_bytes", None)
         if isinstance(limit, int):
             size = _payload_size(payload)
@@ -479,6 +490,9 @@ class Executor(_BaseExecutor):
                     f"the task's payload is {size} bytes, over the service's limit"
                     f" of {limit} bytes"
                 )
+        return payload
+
+    def _enqueue(self, function_id: str, payload: Any, *, chunk: bool) -> ComputeFuture:
         fut = ComputeFuture()
         fut._executor = weakref.ref(self)
         with self._lock:
@@ -610,7 +624,7 @@ class Executor(_BaseExecutor):
             return
         if message.get("status") == "success":
             try:
-                value = self.client.decode_result(
+                value = self.client._decode_result(
                     message.get("result"), str(fut.task_id)
                 )
             except Exception as exc:
@@ -709,13 +723,14 @@ class Executor(_BaseExecutor):
             its = [iter(it) for it in iterables]
         except TypeError as e:
             raise TypeError(f"iterables: each must be iterable ({e})") from None
-        fid = self._function_id(fn)
-        self._check_known(fid, ep)
+        if not callable(fn):
+            raise TypeError(f"fn: expected a callable, got {type(fn).__name__}")
+        self._check_endpoint(ep)
         deadline = None if timeout is None else _monotonic() + timeout
         inflight: deque[ComputeFuture] = deque()
         calls = zip(*its, strict=False)
         chunks = (list(itertools.islice(calls, chunksize)) for _ in itertools.count())
-        feeder = _Feeder(self, fid, chunks, chunksize, inflight)
+        feeder = _Feeder(self, fn, chunks, chunksize, inflight)
         feeder.fill()  # the first window goes out now, as the stdlib's map does
         return self._map_results(feeder, inflight, chunksize, deadline)
 
@@ -844,18 +859,20 @@ class Executor(_BaseExecutor):
 
 class _Feeder:
     """Keeps a map's window full: the next chunk of calls is encoded and queued
-    each time one is taken out."""
+    each time one is taken out.  The function is registered when the first
+    chunk has been encoded, so a refused map stores nothing."""
 
     def __init__(
         self,
         executor: Executor,
-        function_id: str,
+        fn: Callable[..., Any],
         chunks: Iterator[list[tuple[Any, ...]]],
         chunksize: int,
         inflight: deque[ComputeFuture],
     ) -> None:
         self._ex = executor
-        self._fid = function_id
+        self._fn = fn
+        self._fid: str | None = None
         self._chunks = chunks
         self._chunksize = chunksize
         self._inflight = inflight
@@ -870,10 +887,12 @@ class _Feeder:
                 return
             if self._chunksize == 1:
                 payload = ex._encode_call(tuple(chunk[0]), {})
-                fut = ex._enqueue(self._fid, payload, chunk=False)
             else:
                 payload = ex._encode_chunk([(tuple(args), {}) for args in chunk])
-                fut = ex._enqueue(self._fid, payload, chunk=True)
+            ex._checked_size(payload)
+            if self._fid is None:  # registered once a first call could be encoded
+                self._fid = ex._function_id(self._fn)
+            fut = ex._enqueue(self._fid, payload, chunk=self._chunksize > 1)
             self._inflight.append(fut)
 
     def stop(self) -> None:
