@@ -160,7 +160,7 @@ def service_counts(service: ServiceCore) -> Callable[[], tuple[int, int]]:
     return lambda: counts(service)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def counting() -> type[CountingTransport]:
     """The ``CountingTransport`` class."""
     return CountingTransport
