@@ -764,6 +764,8 @@ class Executor(_BaseExecutor):
                             }
                         ).with_traceback(None)
                     yield item
+            if feeder.error is not None:
+                raise feeder.error
         finally:
             feeder.stop()
             left = [f for f in inflight if not f.done()]
@@ -873,26 +875,38 @@ class _Feeder:
         self._ex = executor
         self._fn = fn
         self._fid: str | None = None
+        self.error: Exception | None = None
         self._chunks = chunks
         self._chunksize = chunksize
         self._inflight = inflight
         self._exhausted = False
 
     def fill(self) -> None:
+        """Queue calls until the window is full.  A failure (an input that
+        cannot be serialized, the executor shut down) raises at once if nothing
+        was sent yet; otherwise it is kept in ``error`` and raised when
+        iteration reaches its position, after the results in flight."""
         ex = self._ex
         while not self._exhausted and len(self._inflight) < ex.map_window:
-            chunk = next(self._chunks)
-            if not chunk:
+            try:
+                chunk = next(self._chunks)
+                if not chunk:
+                    self._exhausted = True
+                    return
+                if self._chunksize == 1:
+                    payload = ex._encode_call(tuple(chunk[0]), {})
+                else:
+                    payload = ex._encode_chunk([(tuple(args), {}) for args in chunk])
+                ex._checked_size(payload)
+                if self._fid is None:  # registered once a first call is encoded
+                    self._fid = ex._function_id(self._fn)
+                fut = ex._enqueue(self._fid, payload, chunk=self._chunksize > 1)
+            except Exception as exc:
+                if self._fid is None:
+                    raise
+                self.error = exc
                 self._exhausted = True
                 return
-            if self._chunksize == 1:
-                payload = ex._encode_call(tuple(chunk[0]), {})
-            else:
-                payload = ex._encode_chunk([(tuple(args), {}) for args in chunk])
-            ex._checked_size(payload)
-            if self._fid is None:  # registered once a first call could be encoded
-                self._fid = ex._function_id(self._fn)
-            fut = ex._enqueue(self._fid, payload, chunk=self._chunksize > 1)
             self._inflight.append(fut)
 
     def stop(self) -> None:

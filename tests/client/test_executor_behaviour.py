@@ -24,6 +24,7 @@ import pytest
 
 from freight.client import Client, ComputeFuture, Executor, TaskExecutionFailed
 from freight.endpoint.engines import available_engines
+from freight.serialize import SerializationError
 from freight.service.core import ServiceCore, TaskCancelled
 from freight.service.embedded import embedded_service
 
@@ -258,6 +259,32 @@ def test_a_failing_call_in_a_chunk_raises_at_its_position(freight_home: Path) ->
         assert failed.value.type_name == "NotRebuildable"
         assert failed.value.message == "bad 2"
         assert "custom_fail_at" in failed.value.remote_traceback
+
+
+def test_a_map_input_that_cannot_be_serialized_raises_at_its_position(
+    freight_home: Path,
+) -> None:
+    import threading
+
+    values: list[Any] = [0, 1, 2, threading.Lock(), 4]
+    with Executor(map_window=2) as ex:
+        got = []
+        with pytest.raises(SerializationError, match=r"_thread\.lock"):
+            for value in ex.map(identity, values):
+                got.append(value)
+        assert got == [0, 1, 2]
+
+
+def test_a_map_outliving_its_executor_delivers_what_was_sent(
+    freight_home: Path,
+) -> None:
+    with Executor(map_window=4) as ex:
+        results = ex.map(double, range(10))
+    got = []
+    with pytest.raises(RuntimeError, match="shutdown"):
+        for value in results:
+            got.append(value)
+    assert got == [0, 2, 4, 6]
 
 
 def test_closing_a_map_cancels_the_calls_not_started(
