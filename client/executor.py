@@ -477,7 +477,7 @@ class Executor(_BaseExecutor):
         serde = self.serializer
         if self.client.binary_payloads:
             return serde.dumps_frames(calls)
-        return serde.pack_buffers([serde.serialize(c) for c in calls])
+        return serde.pack_buffers([serde.serialize(calls)])
 
     def _checked_size(self, payload: Any) -> Any:
         """``payload``, or ``PayloadTooLarge`` if the service announces a limit

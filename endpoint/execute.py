@@ -14,7 +14,8 @@ Packet layout::
               "result_size_limit", "endpoint_id", "n": number of payload frames}
     frame 1   the function in the text envelope (UTF-8)
     frame 2+  the payload: one UTF-8 frame (text envelope, ``pack_buffers`` of
-              ``[args, kwargs]``) or the binary envelope's frames
+              ``[args, kwargs]``, or of ``[calls]`` for a chunk) or the binary
+              envelope's frames
 
 Envelope per hop: a text payload (the reference's format) gets a text result; a
 binary payload (freight's own hop) gets a binary result, unless the task names
@@ -171,8 +172,9 @@ def run_packet(packet: Sequence[Any]) -> bytes:
         body = packet[2:]
         text = header["kind"] == "text"
         if text:
-            packed = serde.unpack_buffers(bytes(body[0]).decode())
-            args_kwargs: Any = [serde.deserialize(b) for b in packed]
+            parts = serde.unpack_buffers(bytes(body[0]).decode())
+            decoded = [serde.deserialize(part) for part in parts]
+            args_kwargs: Any = decoded[0] if header.get("chunk") else decoded
         else:
             args_kwargs = serde.loads_frames(body)
         if header.get("chunk"):
