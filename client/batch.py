@@ -17,10 +17,16 @@ from __future__ import annotations
 import platform
 import sys
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from freight.client._checks import (
+    check_bool,
+    check_json_dict,
+    check_uuid,
+    optional_uuid,
+)
 from freight.serialize import ComputeSerializer
 
 __all__ = ["Batch", "UserRuntime", "create_user_runtime"]
@@ -51,17 +57,6 @@ def create_user_runtime() -> UserRuntime:
     )
 
 
-def _as_uuid(value: object, what: str) -> str:
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if not isinstance(value, str):
-        raise TypeError(f"{what}: expected a UUID string, got {type(value).__name__}")
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        raise ValueError(f"{what}: not a valid UUID: {value!r}") from None
-
-
 @dataclass(slots=True)
 class _Entry:
     endpoint_id: str | None
@@ -89,25 +84,37 @@ class Batch:
         *,
         binary: bool = False,
     ) -> None:
-        self.task_group_id = (
-            None if task_group_id is None else _as_uuid(task_group_id, "task_group_id")
+        self.task_group_id = optional_uuid(task_group_id, "task_group_id")
+        self.resource_specification = check_json_dict(
+            resource_specification, "resource_specification"
         )
-        if resource_specification is not None and not isinstance(
-            resource_specification, Mapping
-        ):
-            raise TypeError("resource_specification: expected a dict")
-        if user_endpoint_config is not None and not isinstance(
-            user_endpoint_config, Mapping
-        ):
-            raise TypeError("user_endpoint_config: expected a dict")
-        if result_serializers is not None and (
-            isinstance(result_serializers, str)
-            or not all(isinstance(s, str) for s in result_serializers)
-        ):
-            raise TypeError("result_serializers: expected a list of strings")
-        self.resource_specification = resource_specification
-        self.user_endpoint_config = user_endpoint_config
-        self.request_queue = request_queue
+        self.user_endpoint_config = check_json_dict(
+            user_endpoint_config, "user_endpoint_config"
+        )
+        if result_serializers is not None:
+            if isinstance(result_serializers, str | bytes) or not isinstance(
+                result_serializers, list | tuple
+            ):
+                raise TypeError(
+                    "result_serializers: expected a list of strategy import paths,"
+                    f" got {type(result_serializers).__name__}"
+                )
+            if not all(isinstance(s, str) for s in result_serializers):
+                raise TypeError(
+                    "result_serializers: expected a list of strategy import paths (str)"
+                )
+            result_serializers = list(result_serializers)
+        if serializer is not None and not isinstance(serializer, ComputeSerializer):
+            raise TypeError(
+                "serializer: expected a ComputeSerializer, got"
+                f" {type(serializer).__name__}"
+            )
+        if user_runtime is not None and not isinstance(user_runtime, UserRuntime):
+            raise TypeError(
+                "user_runtime: expected a UserRuntime, got"
+                f" {type(user_runtime).__name__}"
+            )
+        self.request_queue = check_bool(request_queue, "request_queue")
         self.user_runtime = user_runtime
         self.result_serializers = result_serializers
         self._serde = serializer or ComputeSerializer()
@@ -138,10 +145,10 @@ class Batch:
         ``SerializationError`` (with the strategy's reason) for arguments the
         data strategy cannot serialize; nothing is added then."""
         if "endpoint_id" in kwargs:
-            endpoint_id = _as_uuid(kwargs.pop("endpoint_id"), "endpoint_id")
+            endpoint_id = check_uuid(kwargs.pop("endpoint_id"), "endpoint_id")
             if "function_id" not in kwargs:
-                raise TypeError("add(): function_id= is required with endpoint_id=")
-            function_id = _as_uuid(kwargs.pop("function_id"), "function_id")
+                raise TypeError("function_id: required with endpoint_id=")
+            function_id = check_uuid(kwargs.pop("function_id"), "function_id")
             self._entries.append(
                 _Entry(endpoint_id, function_id, self._payload(args, kwargs))
             )
@@ -154,7 +161,7 @@ class Batch:
         args: Sequence[Any] | None = None,
         kwargs: dict[str, Any] | None = None,
     ) -> None:
-        fid = _as_uuid(function_id, "function_id")
+        fid = check_uuid(function_id, "function_id")
         if args is None:
             args = ()
         if not isinstance(args, list | tuple):
@@ -186,11 +193,14 @@ class Batch:
             by_ep.setdefault(e.endpoint_id, []).append(e)
         yield from by_ep.items()
 
-    def prepare(self, entries: Sequence[_Entry] | None = None) -> dict[str, Any]:
+    def prepare(self) -> dict[str, Any]:
         """The body of ``POST /v3/endpoints/{id}/submit`` for these calls (the
         reference's keys; ``tasks`` holds frames, not text, for a binary batch)."""
+        return self._prepare(self._entries)
+
+    def _prepare(self, entries: Sequence[_Entry]) -> dict[str, Any]:
         tasks: dict[str, list[Any]] = {}
-        for e in self._entries if entries is None else entries:
+        for e in entries:
             tasks.setdefault(e.function_id, []).append(e.payload)
         data: dict[str, Any] = {"create_queue": self.request_queue, "tasks": tasks}
         if self.task_group_id:

@@ -16,6 +16,7 @@ the client, and a result not yet fetched survives the process that submitted it.
 
 from __future__ import annotations
 
+import inspect
 import os
 import platform
 import threading
@@ -24,45 +25,95 @@ import warnings
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from freight.client._checks import (
+    check_bool,
+    check_json_dict,
+    check_optional_str,
+    check_str,
+    check_uuid,
+    optional_uuid,
+)
 from freight.client.batch import Batch, create_user_runtime
 from freight.client.errors import TaskPending, task_exception
 from freight.client.transport import Transport
 from freight.serialize import (
     ComputeSerializer,
     DeserializationError,
+    SerdeError,
     SerializationError,
+    SerializationStrategy,
     Strategylike,
+    validate_strategylike,
 )
 
 __all__ = ["Client"]
 
 _FINAL = ("success", "failed")
+#: ``get_batch_result`` asks the service for at most this many tasks per request.
+_STATUS_CHUNK = 1024
 
 
 def _resolve_transport(
     service: str | None, home: str | os.PathLike[str] | None, workers: int | None
-) -> tuple[Transport, bool]:
-    """The transport for ``service`` and whether it carries binary frames."""
-    name = service or os.environ.get("FREIGHT_SERVICE") or "embedded"
-    if name in ("embedded", "local"):
+) -> Transport:
+    """The transport ``service`` (or ``$FREIGHT_SERVICE``) names."""
+    name = service if service is not None else os.environ.get("FREIGHT_SERVICE")
+    if not name or name in ("embedded", "local"):
         from freight.service.embedded import embedded_service
 
-        return embedded_service(home, workers=workers), True
+        return embedded_service(home, workers=workers)
     raise ValueError(
-        f"service {name!r}: this freight speaks to the embedded service only"
-        " ('embedded'); the networked service's HTTP transport comes in a later"
-        " release (or pass transport=)"
+        f"service: {name!r} is not one this freight speaks to; it speaks to the"
+        " embedded service only ('embedded'); the networked service's HTTP"
+        " transport comes in a later release (or pass transport=)"
     )
+
+
+def _carries_frames(transport: object) -> bool:
+    """True if ``transport`` takes task payloads as binary frames: its
+    ``binary_payloads`` attribute says so, else it is the in-process service."""
+    flag = getattr(transport, "binary_payloads", None)
+    if flag is not None:
+        return bool(flag)
+    from freight.service.core import ServiceCore
+
+    return isinstance(transport, ServiceCore)
+
+
+def _make_serializer(code: Strategylike | None, data: Strategylike | None) -> Any:
+    """``ComputeSerializer(code, data)``; a bad strategy-like raises ``TypeError``
+    (not a strategy-like at all) or ``ValueError`` naming the parameter."""
+    try:
+        return ComputeSerializer(strategy_code=code, strategy_data=data)
+    except SerdeError as err:
+        for what, value, for_code in (
+            ("code_serialization_strategy", code, True),
+            ("data_serialization_strategy", data, False),
+        ):
+            if value is None:
+                continue
+            try:
+                validate_strategylike(value, for_code=for_code)
+            except SerdeError as e:
+                kind = (
+                    ValueError
+                    if isinstance(value, str | type | SerializationStrategy)
+                    else TypeError
+                )
+                raise kind(f"{what}: {e}") from e
+        raise ValueError(f"code/data_serialization_strategy: {err}") from err
 
 
 class Client:
     """The reference's ``Client``; see the module docstring.
 
     ``app`` and ``authorizer`` are accepted (mutually exclusive, as in the
-    reference) for the networked service; the embedded service needs no login.
-    Strategies may be given as any strategy-like: instance, class, identifier or
-    registered name.  ``home`` and ``workers`` configure the embedded service
-    when this client starts it.
+    reference) for the networked service; the embedded service needs no login,
+    and ``force_login`` has nothing to refresh.  Strategies may be given as any
+    strategy-like: instance, class, identifier or registered name.  ``home`` and
+    ``workers`` configure the embedded service when this client starts it.
+    Every method checks its arguments first: a wrong type raises ``TypeError``
+    (a bad value ``ValueError``) naming the parameter, with nothing sent.
     """
 
     def __init__(
@@ -88,23 +139,41 @@ class Client:
                 " in a previous release.)",
                 stacklevel=2,
             )
+        check_optional_str(environment, "environment")
+        check_bool(local_compute_services, "local_compute_services")
+        check_bool(do_version_check, "do_version_check")
+        check_bool(force_login, "force_login")
+        check_optional_str(service, "service")
+        if home is not None and not isinstance(home, str | os.PathLike):
+            raise TypeError(f"home: expected a path, got {type(home).__name__}")
+        if workers is not None and (
+            not isinstance(workers, int) or isinstance(workers, bool)
+        ):
+            raise TypeError(f"workers: expected an int, got {type(workers).__name__}")
+        if workers is not None and workers < 1:
+            raise ValueError(f"workers: expected at least 1, got {workers}")
+        if transport is not None and not isinstance(transport, Transport):
+            raise TypeError(
+                f"transport: expected a Transport, got {type(transport).__name__}"
+            )
+        if transport is not None and (service is not None or home is not None):
+            raise ValueError("transport: give transport= or service=/home=, not both")
         if app is not None and authorizer is not None:
             raise ValueError("'app' and 'authorizer' are mutually exclusive.")
         self.environment = environment
         self.app = app
         self.authorizer = authorizer
         self.force_login = force_login
-        self.fx_serializer = ComputeSerializer(
-            strategy_code=code_serialization_strategy,
-            strategy_data=data_serialization_strategy,
+        self.fx_serializer: ComputeSerializer = _make_serializer(
+            code_serialization_strategy, data_serialization_strategy
         )
-        if transport is not None:
-            self._transport: Transport = transport
-            self._binary = bool(getattr(transport, "binary_payloads", False))
-        else:
-            self._transport, self._binary = _resolve_transport(service, home, workers)
+        if transport is None:
+            transport = _resolve_transport(service, home, workers)
+        self._transport: Transport = transport
+        self._binary = _carries_frames(transport)
         self._task_status_table: dict[str, dict[str, Any]] = {}
         self._request_lock = threading.Lock()
+        self._hardware_function: str | None = None
         if do_version_check:
             self.version_check()
 
@@ -124,7 +193,7 @@ class Client:
         not answer like a compute service."""
         from freight import __version__
 
-        del endpoint_version
+        check_optional_str(endpoint_version, "endpoint_version")
         data = self._transport.version()
         if "api" not in data:
             raise RuntimeError(
@@ -135,6 +204,16 @@ class Client:
         """Forget stored credentials (the embedded service has none)."""
 
     # -- functions -----------------------------------------------------------------
+    def _meta(self, metadata: Mapping[str, Any] | None) -> dict[str, Any]:
+        meta: dict[str, Any] = {
+            "python_version": platform.python_version(),
+            "sdk_version": _freight_version(),
+            "serde_identifier": self.fx_serializer.code_serializer.identifier.strip(),
+        }
+        if metadata:
+            meta.update(metadata)
+        return meta
+
     def register_function(
         self,
         function: Callable[..., Any],
@@ -149,40 +228,39 @@ class Client:
         searchable: bool | None = None,
     ) -> str:
         """Serialize ``function`` with the code strategy and register it; returns
-        its id.  ``metadata`` is stored with it (the reference raises on it).
-        Raises ``TypeError`` for a non-callable, ``SerializationError`` with the
-        strategy's reason if it cannot be serialized; nothing is stored then."""
+        its id.  ``description`` defaults to the docstring; ``metadata`` is
+        stored with it (the reference raises on it); ``container_uuid`` runs it
+        in a registered execution environment.  ``SerializationError`` (with the
+        strategy's reason) if it cannot be serialized; nothing is stored then."""
         if not callable(function):
             raise TypeError(
-                f"register_function: expected a callable, got {type(function).__name__}"
+                f"function: expected a callable, got {type(function).__name__}"
             )
-        _optional_str(function_name, "function_name")
-        _optional_str(description, "description")
-        if metadata is not None and not isinstance(metadata, Mapping):
-            raise TypeError("metadata: expected a dict")
-        del ha_endpoint_id, searchable
+        check_optional_str(function_name, "function_name")
+        container = optional_uuid(container_uuid, "container_uuid")
+        check_optional_str(description, "description")
+        check_bool(public, "public")
+        group_id = optional_uuid(group, "group")
+        meta = check_json_dict(metadata, "metadata")
+        optional_uuid(ha_endpoint_id, "ha_endpoint_id")
+        if searchable is not None:
+            check_bool(searchable, "searchable")
         code = self.fx_serializer.serialize(function)
         name = function_name or getattr(function, "__name__", type(function).__name__)
         if description is None:
-            description = getattr(function, "__doc__", None)
-        meta: dict[str, Any] = {
-            "python_version": platform.python_version(),
-            "sdk_version": _freight_version(),
-        }
-        if metadata:
-            meta.update(metadata)
+            description = inspect.getdoc(function)
         body: dict[str, Any] = {
             "function_name": name,
             "function_code": code,
             "serialized": True,
             "description": description,
-            "meta": meta,
-            "public": bool(public),
+            "meta": self._meta(meta),
+            "public": public,
         }
-        if group is not None:
-            body["group"] = str(group)
-        if container_uuid is not None:
-            body["container_uuid"] = str(container_uuid)
+        if group_id is not None:
+            body["group"] = group_id
+        if container is not None:
+            body["container_uuid"] = container
         with self._request_lock:
             data = self._transport.register_function(body)
         return str(data["function_uuid"])
@@ -197,41 +275,42 @@ class Client:
         group: str | uuid.UUID | None = None,
         ha_endpoint_id: str | uuid.UUID | None = None,
     ) -> str:
-        """Register ``source`` whose entry point is ``function_name``; the
+        """Register Python ``source`` whose entry point is ``function_name``; the
         service wraps it as the reference does (``PureSourceTextInspect``)."""
-        if not isinstance(source, str) or not source.strip():
-            raise TypeError("source: expected a non-empty str of Python source")
-        if not isinstance(function_name, str) or not function_name:
-            raise TypeError("function_name: expected a non-empty str")
-        _optional_str(description, "description")
-        del ha_endpoint_id
-        meta: dict[str, Any] = {
-            "python_version": platform.python_version(),
-            "sdk_version": _freight_version(),
-        }
-        if metadata:
-            meta.update(metadata)
+        check_str(source, "source")
+        if not source.strip():
+            raise ValueError("source: expected Python source, got blank text")
+        check_str(function_name, "function_name")
+        if not function_name.isidentifier():
+            raise ValueError(
+                f"function_name: {function_name!r} is not a Python identifier"
+            )
+        check_optional_str(description, "description")
+        meta = check_json_dict(metadata, "metadata")
+        check_bool(public, "public")
+        group_id = optional_uuid(group, "group")
+        optional_uuid(ha_endpoint_id, "ha_endpoint_id")
         body: dict[str, Any] = {
             "function_name": function_name,
             "function_code": source,
             "serialized": False,
             "description": description,
-            "meta": meta,
-            "public": bool(public),
+            "meta": self._meta(meta),
+            "public": public,
         }
-        if group is not None:
-            body["group"] = str(group)
+        if group_id is not None:
+            body["group"] = group_id
         with self._request_lock:
             data = self._transport.register_function(body)
         return str(data["function_uuid"])
 
     def get_function(self, function_id: str | uuid.UUID) -> dict[str, Any]:
         """The registered function's record (name, code, description, ...)."""
-        return self._transport.get_function(_uuid_arg(function_id, "function_id"))
+        return self._transport.get_function(check_uuid(function_id, "function_id"))
 
     def delete_function(self, function_id: str | uuid.UUID) -> dict[str, Any]:
         """Delete a registered function."""
-        return self._transport.delete_function(_uuid_arg(function_id, "function_id"))
+        return self._transport.delete_function(check_uuid(function_id, "function_id"))
 
     def register_container(
         self,
@@ -244,10 +323,10 @@ class Client:
         is ``python`` (``location``: an interpreter path, e.g. a venv's
         ``bin/python``), ``docker``, ``podman`` or ``apptainer`` (``location``:
         an image)."""
-        if not isinstance(location, str) or not location:
-            raise TypeError("location: expected a non-empty str")
-        if not isinstance(container_type, str):
-            raise TypeError("container_type: expected a str")
+        check_str(location, "location")
+        check_str(container_type, "container_type")
+        check_str(name, "name", empty=True)
+        check_str(description, "description", empty=True)
         data = self._transport.register_container(
             {
                 "location": location,
@@ -266,12 +345,17 @@ class Client:
         function_id: str | uuid.UUID,
         **kwargs: Any,
     ) -> str:
-        """Run the registered function on an endpoint; returns the task id."""
+        """Run the registered function on an endpoint; returns the task id.
+        Unknown ids raise ``UnknownFunction`` / ``UnknownEndpoint``, arguments
+        the data strategy cannot serialize ``SerializationError``; nothing is
+        stored then."""
+        ep = check_uuid(endpoint_id, "endpoint_id")
+        fid = check_uuid(function_id, "function_id")
         batch = self.create_batch()
-        batch.add(function_id, args, kwargs)
-        r = self.batch_run(endpoint_id, batch)
+        batch.add(fid, args, kwargs)
+        r = self._batch_run(ep, batch)
         tasks: dict[str, list[str]] = r["tasks"]
-        return next(iter(tasks.values()))[0]
+        return tasks[fid][0]
 
     def create_batch(
         self,
@@ -286,27 +370,41 @@ class Client:
             task_group_id,
             resource_specification,
             user_endpoint_config,
-            create_websocket_queue,
+            check_bool(create_websocket_queue, "create_websocket_queue"),
             serializer=self.fx_serializer,
             user_runtime=create_user_runtime(),
             result_serializers=result_serializers,
             binary=self._binary,
         )
 
-    def batch_run(self, *args: Any, **kwargs: Any) -> Any:
+    def batch_run(
+        self, endpoint_id: str | uuid.UUID | Batch, batch: Batch | None = None
+    ) -> Any:
         """Submit a batch: ``batch_run(endpoint_id, batch)`` returns the
-        reference's dict; ``batch_run(batch)`` (the guide's shape, endpoints
-        given per call) returns the task ids in the order added."""
-        if len(args) == 1 and not kwargs and isinstance(args[0], Batch):
-            return self._batch_run_guide(args[0])
-        return self._batch_run(*args, **kwargs)
+        reference's dict (``request_id``, ``task_group_id``, ``endpoint_id``,
+        ``tasks: {function_id: [task_id, ...]}``); ``batch_run(batch)`` (the
+        guide's shape, endpoints given per call to ``add``) returns the task ids
+        in the order added."""
+        if batch is None and isinstance(endpoint_id, Batch):
+            return self._batch_run_guide(endpoint_id)
+        if batch is None:
+            raise TypeError("batch: required with endpoint_id (or pass a Batch alone)")
+        if isinstance(endpoint_id, Batch):
+            raise TypeError("endpoint_id: expected a UUID string, got Batch")
+        return self._batch_run(endpoint_id, batch)
 
     def _batch_run(self, endpoint_id: str | uuid.UUID, batch: Batch) -> dict[str, Any]:
+        ep = check_uuid(endpoint_id, "endpoint_id")
         if not isinstance(batch, Batch):
             raise TypeError(f"batch: expected a Batch, got {type(batch).__name__}")
         if not batch:
             raise ValueError("No tasks specified for batch run")
-        ep = _uuid_arg(endpoint_id, "endpoint_id")
+        others = {e for e in batch.endpoints() if e is not None and e != ep}
+        if others:
+            raise ValueError(
+                f"batch: calls added with endpoint_id={sorted(others)[0]} cannot run on"
+                f" endpoint {ep}; run the batch with batch_run(batch)"
+            )
         with self._request_lock:
             return self._transport.submit(ep, batch.prepare())
 
@@ -316,16 +414,21 @@ class Client:
         endpoints = batch.endpoints()
         if any(e is None for e in endpoints):
             raise ValueError(
-                "this batch was filled with add(function_id, args, kwargs); run it"
-                " with batch_run(endpoint_id, batch)"
+                "batch: calls added with add(function_id, args, kwargs) name no"
+                " endpoint; run the batch with batch_run(endpoint_id, batch)"
             )
         order: list[str] = [""] * len(endpoints)
         by_ep: dict[str, list[int]] = {}
         for i, ep in enumerate(endpoints):
             by_ep.setdefault(str(ep), []).append(i)
         entries = batch._entries
+        # Refuse an unknown endpoint or function before anything is stored.
+        for ep in by_ep:
+            self._transport.get_endpoint_status(ep)
+        for fid in dict.fromkeys(e.function_id for e in entries):
+            self._transport.get_function(fid)
         for ep, idxs in by_ep.items():
-            body = batch.prepare([entries[i] for i in idxs])
+            body = batch._prepare([entries[i] for i in idxs])
             with self._request_lock:
                 r = self._transport.submit(ep, body)
             if batch.task_group_id is None:
@@ -338,10 +441,12 @@ class Client:
     def get_task(self, task_id: str | uuid.UUID) -> dict[str, Any]:
         """The task's status dict: ``pending``, ``status`` and, once finished,
         ``result`` or ``exception`` (an exception object) and ``completion_t``.
-        Finished tasks are answered from this client's cache."""
-        tid = _uuid_arg(task_id, "task_id")
+        Finished tasks are answered from this client's cache.  A result this
+        client cannot deserialize raises ``DeserializationError`` naming the
+        task."""
+        tid = check_uuid(task_id, "task_id")
         cached = self._task_status_table.get(tid)
-        if cached is not None and not cached["pending"]:
+        if cached is not None:
             return cached
         with self._request_lock:
             r = self._transport.get_task(tid)
@@ -356,13 +461,13 @@ class Client:
         if not pending:
             status["completion_t"] = r.get("completion_t", "unknown")
             if status_name == "success":
-                status["result"] = self.decode_result(r.get("result"), task_id)
+                status["result"] = self._decode_result(r.get("result"), task_id)
             else:
                 status["exception"] = task_exception(dict(r))
             self._task_status_table[task_id] = status
         return status
 
-    def decode_result(self, payload: Any, task_id: str) -> Any:
+    def _decode_result(self, payload: Any, task_id: str) -> Any:
         """The value a task's serialized ``result`` holds; raises
         ``DeserializationError`` naming the task if it cannot be decoded here."""
         try:
@@ -387,7 +492,8 @@ class Client:
             raise TaskPending(task["status"])
         if "result" in task:
             return task["result"]
-        raise task["exception"]
+        exc: BaseException = task["exception"]
+        raise exc.with_traceback(None)
 
     def get_batch_result(
         self, task_id_list: Iterable[str | uuid.UUID]
@@ -395,19 +501,24 @@ class Client:
         """Status dicts by task id, as ``get_task`` gives them.  Failed tasks are
         included, with ``status: "failed"`` and their ``exception``; ids the
         service does not know are left out."""
-        if isinstance(task_id_list, str | bytes):
-            raise TypeError("task_id_list: expected a list of task ids, not a str")
-        ids = [_uuid_arg(t, "task_id") for t in task_id_list]
+        if isinstance(task_id_list, str | bytes) or not isinstance(
+            task_id_list, Iterable
+        ):
+            raise TypeError(
+                "task_id_list: expected a list of task ids, got"
+                f" {type(task_id_list).__name__}"
+            )
+        ids = list(dict.fromkeys(check_uuid(t, "task_id_list") for t in task_id_list))
         results: dict[str, dict[str, Any]] = {}
         pending: list[str] = []
         for tid in ids:
             cached = self._task_status_table.get(tid)
-            if cached is not None and not cached["pending"]:
+            if cached is not None:
                 results[tid] = cached
             else:
                 pending.append(tid)
-        for start in range(0, len(pending), 1024):
-            part = pending[start : start + 1024]
+        for start in range(0, len(pending), _STATUS_CHUNK):
+            part = pending[start : start + _STATUS_CHUNK]
             with self._request_lock:
                 r = self._transport.get_batch_status(part)
             statuses = r["results"]
@@ -418,19 +529,27 @@ class Client:
 
     # -- endpoints -----------------------------------------------------------------
     def get_endpoint_status(self, endpoint_uuid: str | uuid.UUID) -> dict[str, Any]:
+        """The endpoint's status: ``{"status": "online" | "offline", ...}``."""
         return self._transport.get_endpoint_status(
-            _uuid_arg(endpoint_uuid, "endpoint_uuid")
+            check_uuid(endpoint_uuid, "endpoint_uuid")
         )
 
     def get_endpoint_metadata(self, endpoint_uuid: str | uuid.UUID) -> dict[str, Any]:
-        return self._transport.get_endpoint(_uuid_arg(endpoint_uuid, "endpoint_uuid"))
+        """The endpoint's record (``uuid``, ``name``, ...)."""
+        return self._transport.get_endpoint(check_uuid(endpoint_uuid, "endpoint_uuid"))
 
     def get_endpoints(self, role: str | None = None) -> list[dict[str, Any]]:
+        """The endpoints this user may use (``uuid``, ``name``, ``status``)."""
+        if role is not None:
+            check_str(role, "role")
+            if role not in ("owner", "any"):
+                raise ValueError(f"role: expected 'owner' or 'any', got {role!r}")
         return self._transport.get_endpoints(role)
 
     def get_allowed_functions(self, endpoint_id: str | uuid.UUID) -> dict[str, Any]:
+        """The functions the endpoint allows (``restricted: False`` if any)."""
         return self._transport.get_allowed_functions(
-            _uuid_arg(endpoint_id, "endpoint_id")
+            check_uuid(endpoint_id, "endpoint_id")
         )
 
     def get_worker_hardware_details(self, endpoint_id: str | uuid.UUID) -> str:
@@ -438,8 +557,11 @@ class Client:
         (its result is the report text)."""
         from freight.client.hardware import run_hardware_report
 
-        function_id = self.register_function(run_hardware_report)
-        return self.run(endpoint_id=endpoint_id, function_id=function_id)
+        ep = check_uuid(endpoint_id, "endpoint_id")
+        self._transport.get_endpoint_status(ep)  # an unknown one stores nothing
+        if self._hardware_function is None:
+            self._hardware_function = self.register_function(run_hardware_report)
+        return self.run(endpoint_id=ep, function_id=self._hardware_function)
 
     @property
     def local_endpoint_id(self) -> str:
@@ -448,22 +570,6 @@ class Client:
         if not endpoints:
             raise LookupError("the service has no endpoint")
         return str(endpoints[0]["uuid"])
-
-
-def _uuid_arg(value: object, what: str) -> str:
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if not isinstance(value, str):
-        raise TypeError(f"{what}: expected a UUID string, got {type(value).__name__}")
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        raise ValueError(f"{what}: not a valid UUID: {value!r}") from None
-
-
-def _optional_str(value: object, what: str) -> None:
-    if value is not None and not isinstance(value, str):
-        raise TypeError(f"{what}: expected a str, got {type(value).__name__}")
 
 
 def _freight_version() -> str:

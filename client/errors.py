@@ -69,6 +69,9 @@ class TaskPending(Exception):
     def __repr__(self) -> str:
         return f"Task is pending due to {self.reason}"
 
+    def __str__(self) -> str:
+        return repr(self)
+
 
 class TaskExecutionFailed(Exception):
     """A task failed with an exception whose type could not be rebuilt here.

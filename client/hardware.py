@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 
-def run_hardware_report() -> str:
-    """A text report of the worker's machine: CPU, memory, OS and Python."""
+def run_hardware_report(env: str | None = None) -> str:
+    """A text report of the worker's machine: CPU, memory, OS and Python;
+    ``env`` (e.g. ``"Compute Endpoint worker"``) titles it, as the reference's."""
     import os
     import platform
     import socket
     import sys
 
     lines = [
+        f"== {env} ==" if env else "== hardware report ==",
         f"hostname: {socket.gethostname()}",
         f"os: {platform.platform()}",
         f"machine: {platform.machine()}",

@@ -32,6 +32,7 @@ from freight.service.protocol import TaskMessage, TaskOutcome, TaskSink
 __all__ = ["FunctionNotAllowed", "InvalidResourceSpecification", "LocalEndpoint"]
 
 _BATCH = 512
+_WAKE = "started"
 
 
 class FunctionNotAllowed(Exception):
@@ -104,7 +105,10 @@ class LocalEndpoint:
         self._allowlist = list(allowlist) if allowlist else None
         self._result_size_limit = result_size_limit
         self._sink: TaskSink | None = None
-        self._outcomes: queue.SimpleQueue[TaskOutcome | None] = queue.SimpleQueue()
+        # Outcomes; _WAKE when a task started (its id is in _starts); None: stop.
+        self._outcomes: queue.SimpleQueue[TaskOutcome | str | None] = (
+            queue.SimpleQueue()
+        )
         self._starts: queue.SimpleQueue[str] = queue.SimpleQueue()
         self._reporter: threading.Thread | None = None
         self._online = False
@@ -144,13 +148,18 @@ class LocalEndpoint:
             result_size_limit=self._result_size_limit,
         )
         task_id = task.task_id
-        starts = self._starts
+        starts, outcomes = self._starts, self._outcomes
+
+        def on_start() -> None:
+            starts.put(task_id)
+            outcomes.put(_WAKE)  # report "running" now, not with the next outcome
+
         work = WorkItem(
             task_id=task_id,
             packet=packet,
             limits=limits,
             environment=task.container,
-            on_start=lambda: starts.put(task_id),
+            on_start=on_start,
         )
         future = self._engine.submit(work)
         future.add_done_callback(lambda f: self._done(task_id, f))
@@ -174,7 +183,7 @@ class LocalEndpoint:
             first = outcomes.get()
             batch: list[TaskOutcome] = []
             stop = first is None
-            if first is not None:
+            if isinstance(first, TaskOutcome):
                 batch.append(first)
             while len(batch) < _BATCH:
                 try:
@@ -184,7 +193,8 @@ class LocalEndpoint:
                 if item is None:
                     stop = True
                     break
-                batch.append(item)
+                if isinstance(item, TaskOutcome):
+                    batch.append(item)
             started = self._drain_starts()
             sink = self._sink
             if sink is not None:
