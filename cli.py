@@ -444,9 +444,9 @@ def _run(ns: argparse.Namespace) -> int:
     fn = _load_target(ns.target)
     args, kwargs = _parse_call_args(ns.args)
     client = _client()
-    function_id = client.register_function(fn)
-    ex = _executor(client, ns.endpoint)
+    ex = _executor(client, ns.endpoint)  # a bad endpoint fails before registering
     try:
+        function_id = client.register_function(fn)
         future = ex.submit_to_registered_function(function_id, args, kwargs)
         if not futures.wait([future], ns.timeout).done:
             stopped = future.terminate()
@@ -464,7 +464,7 @@ def _run(ns: argparse.Namespace) -> int:
             return 1
         try:
             value = future.result()
-        except ServiceError:
+        except (ServiceError, SerdeError):  # refused, or a result not decodable here
             raise
         except Exception as exc:  # the task's own exception
             return _report_failure(exc, future.task_id, as_json=ns.json)
