@@ -416,9 +416,15 @@ def _count(text: str) -> int:
 
 
 def _client() -> Client:
+    """``Client()``; a service that cannot start (an unknown ``$FREIGHT_ENGINE``
+    or ``$FREIGHT_SERVICE``, a bad ``$FREIGHT_WORKERS``, an unwritable
+    ``$FREIGHT_HOME``) is a ``UsageError``."""
     from freight.client import Client
 
-    return Client()
+    try:
+        return Client()
+    except (LookupError, ValueError, OSError) as e:
+        raise UsageError(f"cannot start the service: {e}") from e
 
 
 def _uuid(text: str, what: str) -> str:

@@ -197,6 +197,33 @@ def test_run_timeout_exits_1_and_says_so(
     assert "did not finish within 0.05 s" in err
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("FREIGHT_ENGINE", "no-such-engine", "no engine named 'no-such-engine'"),
+        ("FREIGHT_SERVICE", "nowhere", "service 'nowhere'"),
+        ("FREIGHT_WORKERS", "many", "cannot start the service"),
+    ],
+)
+def test_a_service_that_cannot_start_exits_2_with_the_reason(
+    freight_home: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    variable: str,
+    value: str,
+    message: str,
+) -> None:
+    monkeypatch.setenv(variable, value)
+
+    for argv in (["run", "colorsys:rgb_to_hsv", "1", "2", "3"], ["tasks"]):
+        code, out, err = run(capsys, *argv)
+
+        assert code == 2
+        assert out == ""
+        assert err.startswith("freight: cannot start the service: ")
+        assert message in err
+
+
 # -- map ------------------------------------------------------------------------------
 def test_map_items_prints_one_result_per_line_in_order(
     freight_home: Path, capsys: pytest.CaptureFixture[str]
