@@ -441,8 +441,8 @@ def _executor(client: Client, endpoint: str | None) -> Executor:
     if endpoint is not None:
         endpoint = _uuid(endpoint, "--endpoint")
         client.get_endpoint_status(endpoint)  # UnknownEndpoint -> exit 2
-    elif not client.get_endpoints():
-        raise UsageError("the service has no endpoint; pass --endpoint ID")
+    elif not client.binary_payloads or not client.get_endpoints():
+        raise UsageError("this service has no local endpoint; pass --endpoint ID")
     return Executor(endpoint_id=endpoint, client=client)
 
 
