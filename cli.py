@@ -417,13 +417,15 @@ def _count(text: str) -> int:
 
 def _client() -> Client:
     """``Client()``; a service that cannot start (an unknown ``$FREIGHT_ENGINE``
-    or ``$FREIGHT_SERVICE``, a bad ``$FREIGHT_WORKERS``, an unwritable
-    ``$FREIGHT_HOME``) is a ``UsageError``."""
+    or ``$FREIGHT_SERVICE``, a bad ``$FREIGHT_WORKERS``, an unusable
+    ``$FREIGHT_HOME`` or database) is a ``UsageError``."""
+    import sqlite3
+
     from freight.client import Client
 
     try:
         return Client()
-    except (LookupError, ValueError, OSError) as e:
+    except (LookupError, ValueError, OSError, RuntimeError, sqlite3.Error) as e:
         raise UsageError(f"cannot start the service: {e}") from e
 
 

@@ -203,16 +203,25 @@ def test_run_timeout_exits_1_and_says_so(
         ("FREIGHT_ENGINE", "no-such-engine", "no engine named 'no-such-engine'"),
         ("FREIGHT_SERVICE", "nowhere", "service 'nowhere'"),
         ("FREIGHT_WORKERS", "many", "cannot start the service"),
+        ("FREIGHT_HOME", "FILE/home", "cannot start the service"),
+        ("FREIGHT_HOME", "NOT_A_DB", "cannot start the service"),
     ],
 )
 def test_a_service_that_cannot_start_exits_2_with_the_reason(
     freight_home: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
     variable: str,
     value: str,
     message: str,
 ) -> None:
+    # FILE/home: a home under a regular file; NOT_A_DB: freight.db is not SQLite.
+    (tmp_path / "FILE").write_text("not a directory")
+    (tmp_path / "NOT_A_DB").mkdir()
+    (tmp_path / "NOT_A_DB" / "freight.db").write_bytes(b"not a database" * 100)
+    if value in ("FILE/home", "NOT_A_DB"):
+        value = str(tmp_path / value)
     monkeypatch.setenv(variable, value)
 
     for argv in (["run", "colorsys:rgb_to_hsv", "1", "2", "3"], ["tasks"]):
