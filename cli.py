@@ -553,6 +553,8 @@ def _file_calls(path: str) -> tuple[Iterator[tuple[Any, ...]], int | None]:
         handle = open(path, encoding="utf-8")  # closed by _json_calls
     except OSError as e:
         raise UsageError(f"cannot read {path!r}: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
+        raise UsageError(f"{path!r} is not UTF-8 text: {e.reason}") from None
     return _json_calls(handle, path, close=True), total
 
 

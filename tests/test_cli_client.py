@@ -366,6 +366,19 @@ def test_map_bad_input_exits_2_with_a_message(
     assert message in err
 
 
+def test_map_args_file_that_is_not_text_exits_2(
+    freight_home: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    args = tmp_path / "args.bin"
+    args.write_bytes(b"\xff\xfe\x00\x01" * 8)
+
+    code, out, err = run(capsys, "map", "math:sqrt", "--args-file", str(args))
+
+    assert code == 2
+    assert out == ""
+    assert "is not UTF-8 text" in err
+
+
 # -- task, tasks, functions, endpoints -----------------------------------------------
 def _task_ids(capsys: pytest.CaptureFixture[str]) -> list[str]:
     code, out, _ = run(capsys, "tasks", "--json")
