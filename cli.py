@@ -375,7 +375,8 @@ def _add_client_commands(
     functions.set_defaults(handler=_functions)
 
     endpoints = commands.add_parser(
-        "endpoints", help="the service's endpoints: id, name, status, workers"
+        "endpoints",
+        help="the service's endpoints: id, name, status, engine, workers",
     )
     endpoints.add_argument("--json", action="store_true", help="print JSON lines")
     endpoints.set_defaults(handler=_endpoints)
@@ -727,7 +728,12 @@ def _endpoints(ns: argparse.Namespace) -> int:
                 "name": ep.get("name"),
                 "status": ep.get("status"),
                 "engine": details.get("engine"),
+                # Live workers (an engine may start them on demand), and how many
+                # tasks it can run at once.
                 "workers": details.get("workers"),
+                "capacity": details.get("capacity"),
+                "queued": details.get("queued"),
+                "running": details.get("running"),
             }
         )
     if ns.json:
