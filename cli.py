@@ -673,7 +673,9 @@ def _tasks(ns: argparse.Namespace) -> int:
     names: dict[str, str] = {}
     for row in rows:
         fid = str(row["function_id"])
-        if fid not in names:
+        if row.get("function_name"):  # the core may give it with the row
+            names[fid] = str(row["function_name"])
+        elif fid not in names:
             names[fid] = _function_name(client, fid)
     if ns.json:
         for row in rows:
