@@ -299,8 +299,9 @@ def _add_client_commands(
         " argument.  TARGET is MODULE:FUNCTION or PATH.py:FUNCTION."
     )
     status_epilog = (
-        "Exit status: 0 on success, 1 if the task failed or timed out (the remote"
-        " exception's type and traceback are printed), 2 for bad arguments."
+        "Exit status: 0 on success, 1 if the task (or a call of the map) failed or"
+        " timed out (the remote exception's type and traceback are printed), 2 for"
+        " bad arguments."
     )
 
     run = commands.add_parser(
@@ -332,8 +333,12 @@ def _add_client_commands(
     )
     bulk.add_argument("target", metavar="TARGET")
     bulk.add_argument("items", nargs="*", metavar="ITEMS")
-    bulk.add_argument("--range", type=_count, metavar="N", dest="range_n")
-    bulk.add_argument("--args-file", metavar="FILE")
+    bulk.add_argument(
+        "--range", type=_count, metavar="N", dest="range_n", help="calls with 0 .. N-1"
+    )
+    bulk.add_argument(
+        "--args-file", metavar="FILE", help="one JSON value per line ('-': stdin)"
+    )
     bulk.add_argument(
         "--chunksize",
         type=_count,
