@@ -2,8 +2,9 @@
 ``tasks``, ``functions`` and ``endpoints`` on the embedded service.
 
 Every test runs on a temporary ``FREIGHT_HOME``; the engine is ``$FREIGHT_ENGINE``
-(``thread`` unless the environment says otherwise).  The CLI runs in-process through
-``freight.cli.main``, and once as a subprocess, the README's main job.
+(``process``, the embedded default, unless the environment says otherwise).  The
+CLI runs in-process through ``freight.cli.main``, and once as a subprocess, the
+README's main job.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def freight_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     """A fresh embedded service home for this test, stopped afterwards."""
     home = tmp_path / "home"
     monkeypatch.setenv("FREIGHT_HOME", str(home))
-    monkeypatch.setenv("FREIGHT_ENGINE", os.environ.get("FREIGHT_ENGINE", "thread"))
+    monkeypatch.setenv("FREIGHT_ENGINE", os.environ.get("FREIGHT_ENGINE", "process"))
     monkeypatch.setenv("FREIGHT_WORKERS", "2")
     monkeypatch.delenv("FREIGHT_SERVICE", raising=False)
     shutdown_embedded()
@@ -201,7 +202,7 @@ def test_run_timeout_exits_1_and_says_so(
     ("variable", "value", "message"),
     [
         ("FREIGHT_ENGINE", "no-such-engine", "no engine named 'no-such-engine'"),
-        ("FREIGHT_SERVICE", "nowhere", "service 'nowhere'"),
+        ("FREIGHT_SERVICE", "nowhere", "service: 'nowhere' is not one"),
         ("FREIGHT_WORKERS", "many", "cannot start the service"),
         ("FREIGHT_HOME", "FILE/home", "cannot start the service"),
         ("FREIGHT_HOME", "NOT_A_DB", "cannot start the service"),

@@ -1,6 +1,7 @@
-"""Fixtures of the client tests: a temporary ``FREIGHT_HOME`` per test module, the
-engine from ``$FREIGHT_ENGINE`` (``thread`` unless set), the embedded service
-stopped at teardown, and a transport proxy that counts calls.
+"""Fixtures of the client tests: a temporary ``FREIGHT_HOME`` per test module,
+the engine from ``$FREIGHT_ENGINE`` (the embedded default, ``process``, unless
+set), the embedded service stopped at teardown, and a transport proxy that counts
+calls.
 
 Test modules' own functions are sent by value (``cloudpickle``), so a worker in
 another process (the ``process`` engine) runs them without importing the test
@@ -25,8 +26,9 @@ from freight.endpoint.engines import available_engines
 from freight.service.core import ServiceCore
 from freight.service.embedded import embedded_service, shutdown_embedded
 
-#: The engine these tests run on; the lead flips it with ``FREIGHT_ENGINE``.
-ENGINE = os.environ.get("FREIGHT_ENGINE") or "thread"
+#: The engine these tests run on: the embedded default unless ``FREIGHT_ENGINE``
+#: names another (``thread`` is quicker to start).
+ENGINE = os.environ.get("FREIGHT_ENGINE") or "process"
 #: A generous bound for waits on a 2-core CI machine (never asserted on).
 WAIT_S = 60.0
 

@@ -1,6 +1,6 @@
 """Fixtures for the service core's tests: a temporary FREIGHT_HOME (never the
-user's), the engine from $FREIGHT_ENGINE (default ``thread`` until the process
-engine is merged), and a core over a hand-driven endpoint link."""
+user's), the engine from $FREIGHT_ENGINE (default ``process``, the embedded
+default), and a core over a hand-driven endpoint link."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from freight.service.core import ServiceCore
 from freight.service.embedded import shutdown_embedded
 from freight.service.store import SQLiteStore
 
-ENGINE = os.environ.get("FREIGHT_ENGINE") or "thread"
+ENGINE = os.environ.get("FREIGHT_ENGINE") or "process"
 
 
 @pytest.fixture
