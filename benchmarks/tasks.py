@@ -523,6 +523,7 @@ def figure(entry: dict[str, Any], *path: str) -> float | None:
 
 def markdown(report: dict[str, Any]) -> str:
     m = report["machine"]
+    array_mb = f"{report['settings']['array_items'] * 8 / 1e6:g}"
     lines = [
         f"`{report['command']}` on CPython {m['python']}, {m['cpu_count']} CPUs,"
         f" {report['workers']} workers per system, {report['mode']} mode,"
@@ -530,7 +531,8 @@ def markdown(report: dict[str, Any]) -> str:
         f" {m['load_average_end']} at the end ({m['date']})",
         "",
         "| system | submit tasks/s | map tasks/s | map API | p50 ms | p99 ms"
-        " | 80 MB s | first result s (imports) | client RSS MB | service RSS MB |",
+        f" | {array_mb} MB s | first result s (imports) | client RSS MB"
+        " | service RSS MB |",
         "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     notes = []
