@@ -72,6 +72,9 @@ class System:
         descendants count too); found once, after the system ran a task."""
         return []
 
+    def cancel(self, handles: Sequence[Any]) -> None:
+        """Cancel what is still queued of ``handles`` (before ``stop``; untimed)."""
+
     def prepare_map(self) -> None:
         """Set up what ``map`` needs (untimed)."""
 
@@ -139,9 +142,13 @@ class Dask(System):
     def map(self, fn: Callable[[Any], Any], args: Sequence[Any]) -> list[Any]:
         return list(self.client.gather(self.client.map(fn, args, pure=False)))
 
+    def cancel(self, handles: Sequence[Any]) -> None:
+        # Closing a client that still holds 100,000 futures times out.
+        self.client.cancel(list(handles), force=True)
+
     def stop(self) -> None:
-        self.client.close()
-        self.cluster.close()
+        self.client.close(timeout=WAIT_S)
+        self.cluster.close(timeout=WAIT_S)
 
 
 class Ray(System):

@@ -66,6 +66,7 @@ def test_a_tiny_run_reports_every_figure(
             assert positive(entry, *path), (key, path)
         assert entry["map_api"] == "Executor.map(chunksize=64)"
         assert entry["memory"]["submitted"] == 200
+        assert 0 <= entry["memory"]["done_when_submitted"] <= 200
         assert entry["round_trip"]["p50_ms"] <= entry["round_trip"]["p99_ms"]
     assert status == 0
 
@@ -145,6 +146,7 @@ def measured(
         "memory": {
             "tasks": 100_000,
             "submitted": 40_000,
+            "done_when_submitted": 10_000,
             "client_rss_mb_before": 50.0,
             "client_rss_mb_peak": 150.0,
             "service_rss_mb_peak": 80.0,
@@ -170,7 +172,7 @@ def test_the_report_renders_ratios_skips_failures_and_truncated_memory() -> None
     assert "system 1000: array failed: OSError: boom" in text
     assert "after 40,000 of 100,000 submissions" in text
     assert "| 80 MB s |" in text
-    assert "150 (+100)" in text
+    assert "| 150 (+100) | 80.0 (2 proc.) | 30,000 |" in text
     assert "1.00 (0.25)" in text
 
 
