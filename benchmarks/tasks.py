@@ -47,6 +47,7 @@ import task_functions  # noqa: E402
 from task_systems import SYSTEMS, System  # noqa: E402
 
 ARRAY_ITEMS = 10_000_000  # float64: 80 MB
+COLD_TIMEOUT_S = 300.0  # a cold start (or its shutdown) taking longer fails
 
 
 @dataclasses.dataclass(frozen=True)
@@ -385,17 +386,19 @@ def measure_cold(key: str, workers: int, runs: int, log_path: Path) -> dict[str,
                 env=child_env(),
             )
         assert proc.stdout is not None
+        watchdog = threading.Timer(COLD_TIMEOUT_S, proc.kill)  # a wedged start
+        watchdog.start()
         line = ""
-        deadline = time.monotonic() + 300
         for line in proc.stdout:
-            if line.startswith("COLD ") or time.monotonic() > deadline:
+            if line.startswith("COLD "):
                 break
         wall_s = time.perf_counter() - started
         try:
-            proc.communicate(timeout=300)
+            proc.communicate(timeout=COLD_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.communicate()
+        watchdog.cancel()
         if not line.startswith("COLD "):
             raise RuntimeError(
                 f"cold start of {key} printed no result (see {log_path})"
@@ -583,7 +586,7 @@ def markdown(report: dict[str, Any]) -> str:
             + " |"
         )
         for name, error in e.get("errors", {}).items():
-            notes.append(f"{e['label']}: {name} failed: {error}")
+            notes.append(f"{e['label']}: {name} failed: {short(error)}")
     lines += [
         "",
         "Slowdown against ProcessPoolExecutor (the floor): how many times slower"
@@ -601,6 +604,12 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 # (column, path to the figure, higher is better)
+def short(error: str) -> str:
+    """An error's first line and, for a log tail, its last (the JSON has all)."""
+    lines = [line.strip() for line in error.splitlines() if line.strip()]
+    return lines[0] if len(lines) < 2 else f"{lines[0]} ... {lines[-1]}"
+
+
 def first_result(e: dict[str, Any]) -> str:
     total, imports = figure(e, "cold", "first_result_s"), figure(e, "cold", "import_s")
     return "—" if total is None else f"{fmt(total)} ({fmt(imports)})"
