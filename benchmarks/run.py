@@ -108,6 +108,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="measure only the distinct-message stream (no payload rows, no imports)",
     )
+    parser.add_argument(
+        "--tasks",
+        action="store_true",
+        help="run the task suite instead (benchmarks/tasks.py); every other"
+        " option is then its own: --quick, --systems, --workers, --json",
+    )
     args = parser.parse_args(argv)
     only = [k for item in args.only or [] for k in item.split(",") if k]
     classes = [k for item in args.stream or [] for k in item.split(",") if k]
@@ -190,6 +196,12 @@ def measure_run(args: argparse.Namespace) -> RunResult:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if "--tasks" in (sys.argv[1:] if argv is None else argv):
+        # The task suite has options of its own: hand every other argument over.
+        import tasks
+
+        rest = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--tasks"]
+        return tasks.main(rest)
     args = parse_args(argv)
     command = shlex.join(["python", "benchmarks/run.py", *(argv or sys.argv[1:])])
     started = time.perf_counter()
