@@ -1,8 +1,12 @@
-"""Helpers for the engine tests (tests/endpoint/): leak checks and waits."""
+"""Helpers for the engine tests (tests/endpoint/): leak checks, waits, venvs."""
 
 from __future__ import annotations
 
 import os
+import site
+import subprocess
+import sys
+import sysconfig
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -45,3 +49,27 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 60.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached in time")
         time.sleep(0.01)
+
+
+def make_venv(path: Path, *, with_freight: bool) -> Path:
+    """A venv at ``path`` (no pip); with ``with_freight`` its site-packages
+    imports this interpreter's (freight, editable, and its dependencies)."""
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", str(path)], check=True
+    )
+    python = path / "bin" / "python"
+    if with_freight:
+        purelib = subprocess.run(
+            [
+                str(python),
+                "-c",
+                "import sysconfig; print(sysconfig.get_path('purelib'))",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        ours = {sysconfig.get_path("purelib"), *site.getsitepackages()}
+        lines = [f"import site; site.addsitedir({p!r})" for p in sorted(ours)]
+        Path(purelib, "freight_host.pth").write_text("\n".join(lines) + "\n")
+    return python

@@ -6,44 +6,19 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import site
 import subprocess
 import sys
 import sysconfig
 from pathlib import Path
 
 import pytest
-from engine_helpers import TARGETS_DIR
+from engine_helpers import TARGETS_DIR, make_venv
 
 from freight.endpoint.engine import ResourceLimits, WorkItem
 from freight.endpoint.errors import EnvironmentUnavailable, TaskTimeout, WorkerLost
 
 WAIT = 120.0
 NO_LIMITS = ResourceLimits()
-
-
-def make_venv(path: Path, *, with_freight: bool) -> Path:
-    """A venv at ``path`` (no pip); with ``with_freight`` its site-packages
-    imports this interpreter's (freight, editable, and its dependencies)."""
-    subprocess.run(
-        [sys.executable, "-m", "venv", "--without-pip", str(path)], check=True
-    )
-    python = path / "bin" / "python"
-    if with_freight:
-        purelib = subprocess.run(
-            [
-                str(python),
-                "-c",
-                "import sysconfig; print(sysconfig.get_path('purelib'))",
-            ],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-        ours = {sysconfig.get_path("purelib"), *site.getsitepackages()}
-        lines = [f"import site; site.addsitedir({p!r})" for p in sorted(ours)]
-        Path(purelib, "freight_host.pth").write_text("\n".join(lines) + "\n")
-    return python
 
 
 @pytest.fixture(scope="module")
