@@ -25,7 +25,9 @@ live process sharing the home are never touched.
 retrieved (by ``get_task``, ``get_batch_status``, or a push that reached a
 subscriber), then for ``result_retention_s`` more (argument, else
 ``$FREIGHT_RESULT_RETENTION_S``, else one day).  ``sweep()`` deletes what is due;
-it runs at start and at most every ``sweep_every_s`` while results arrive.
+it runs at start, at most every ``sweep_every_s`` while results arrive, and, with
+``start_sweeper()`` (the embedded service starts it), every ``sweep_every_s`` on a
+thread of its own, so an idle service purges too.
 Payloads over ``max_payload_bytes`` (argument, else
 ``$FREIGHT_MAX_PAYLOAD_BYTES``, else 256 MiB) are refused.
 """
@@ -383,7 +385,30 @@ class ServiceCore:
         self._functions: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._last_sweep = -math.inf
         self._closed = False
+        self._stop_sweeper = threading.Event()
+        self._sweeper: threading.Thread | None = None
         self.sweep()
+
+    def start_sweeper(self) -> None:
+        """Sweep every ``sweep_every_s`` on a thread of its own until
+        ``shutdown``, so an idle service purges too; idempotent."""
+        with self._lock:
+            if self._sweeper is not None or self._closed:
+                return
+            self._sweeper = threading.Thread(
+                target=self._sweep_loop, name="freight-sweeper", daemon=True
+            )
+            self._sweeper.start()
+
+    def _sweep_loop(self) -> None:
+        while not self._stop_sweeper.wait(self.sweep_every_s):
+            if self._closed:
+                return
+            if self._clock() - self._last_sweep >= self.sweep_every_s:
+                try:
+                    self.sweep()
+                except Exception:  # a failed sweep is retried at the next tick
+                    _log.exception("the retention sweep failed")
 
     @property
     def closed(self) -> bool:
@@ -413,6 +438,7 @@ class ServiceCore:
                 return
             self._closed = True
             links = list(self._endpoints.values())
+        self._stop_sweeper.set()
         for link in links:
             try:
                 link.shutdown()

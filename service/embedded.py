@@ -134,6 +134,7 @@ def embedded_service(
         except BaseException:
             core.shutdown()
             raise
+        core.start_sweeper()
         _SERVICES[path] = core
         return core
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -162,3 +163,31 @@ def test_a_bad_limit_in_the_environment_names_the_variable(
             ServiceCore(store)
     finally:
         store.close()
+
+
+def test_an_idle_service_sweeps_on_its_own_thread(
+    home: Path, link: HoldingLink, clock: Clock
+) -> None:
+    core = ServiceCore(
+        SQLiteStore(home / "freight.db"),
+        result_retention_s=10,
+        clock=clock,
+        sweep_every_s=0.01,
+    )
+    core.add_endpoint(link)
+    try:
+        (old,) = _done(core, link, 1)
+        core.get_task(old)
+        clock.now += 11  # due; no result arrives after this
+        core.start_sweeper()
+        core.start_sweeper()  # idempotent
+        deadline = 2000
+        while deadline and core.get_batch_status([old])["results"]:
+            deadline -= 1
+            threading.Event().wait(0.01)
+        assert core.get_batch_status([old])["results"] == {}
+    finally:
+        core.shutdown()
+    assert core._sweeper is not None
+    core._sweeper.join(timeout=30)
+    assert not core._sweeper.is_alive()  # shutdown stops it
