@@ -38,6 +38,7 @@ __all__ = [
     "is_packed_function_code",
     "is_reference_submitter",
     "reference_submit_body",
+    "result_message_properties",
     "result_queue_name",
     "result_timestamp",
     "unwrap_function_code",
@@ -191,6 +192,22 @@ def result_timestamp(status: Mapping[str, Any]) -> int | None:
     except (TypeError, ValueError):
         return None
     return int(value) if math.isfinite(value) and value >= 0 else None
+
+
+def result_message_properties(status: Mapping[str, Any]) -> dict[str, Any]:
+    """Keyword arguments for ``pika.BasicProperties`` of a result message:
+    the ``timestamp`` (``result_timestamp``), persistent delivery, and the
+    content type.  The reference reads only ``timestamp`` and, if present, a
+    ``high_assurance`` header (which makes it fetch the result by
+    ``POST /v2/batch_status`` instead), so no headers are set."""
+    props: dict[str, Any] = {
+        "content_type": "application/json",
+        "delivery_mode": 2,
+    }
+    stamp = result_timestamp(status)
+    if stamp is not None:
+        props["timestamp"] = stamp
+    return props
 
 
 def encode_amqp_result(status: Mapping[str, Any]) -> bytes:
