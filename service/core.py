@@ -56,6 +56,10 @@ from freight.service.errors import (
     UnknownTaskGroup,
 )
 from freight.service.protocol import EndpointLink, TaskMessage, TaskOutcome
+from freight.service.reference_dialect import (
+    reference_submit_body,
+    unwrap_function_code,
+)
 from freight.service.store import (
     FINAL,
     STATUSES,
@@ -511,7 +515,8 @@ class ServiceCore:
         """``POST /v3/functions``: stores the function, returns its id.
 
         ``function_name`` and ``function_code`` (a serialized function: a
-        strategy's 3-character header, then its body; or plain source with
+        strategy's 3-character header, then its body, or the reference's
+        ``pack_buffers`` of one such, stored unwrapped; or plain source with
         ``serialized: false``) are required; ``description``, ``meta`` (or
         ``metadata``, any JSON object), ``public``, ``group`` and
         ``container_uuid`` are optional.  Raises ``InvalidRequest`` for a wrong
@@ -533,6 +538,7 @@ class ServiceCore:
                 f" of {self.max_payload_bytes} bytes"
             )
         if _optional_bool(body, "serialized", True):
+            code = unwrap_function_code(code)
             if len(code) < 3 or code[2] != "\n":
                 raise InvalidRequest(
                     "function_code must start with a serialization strategy's"
@@ -649,7 +655,9 @@ class ServiceCore:
 
     def submit(self, endpoint_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """``POST /v3/endpoints/{id}/submit``; validates everything, stores the
-        tasks in one transaction, dispatches them, returns their ids.
+        tasks in one transaction, dispatches them, returns their ids.  A batch
+        from the reference SDK has its results serialized as the reference's
+        endpoint would (``reference_dialect.reference_submit_body``).
 
         Raises ``UnknownEndpoint``, ``UnknownFunction``, ``PayloadTooLarge`` or
         ``InvalidRequest`` before anything is stored, and ``ServiceUnavailable``
@@ -661,6 +669,7 @@ class ServiceCore:
         link = self._link(endpoint_id)
         if not isinstance(body, Mapping):
             raise InvalidRequest("the request body must be a JSON object")
+        body = reference_submit_body(body)
         tasks = body.get("tasks")
         if not isinstance(tasks, Mapping) or not tasks:
             raise InvalidRequest(
