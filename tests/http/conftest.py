@@ -40,9 +40,10 @@ WAIT_S = 60.0
 class Server:
     """A uvicorn server in a daemon thread; ``url`` once started."""
 
-    def __init__(self, core: ServiceCore) -> None:
+    def __init__(self, core: ServiceCore, port: int = 0) -> None:
         sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))
         self.sock = sock
         self.port = sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
@@ -69,6 +70,12 @@ class Server:
         self.server.should_exit = True
         self.thread.join(WAIT_S)
         self.sock.close()
+
+
+@pytest.fixture(scope="session")
+def server_class() -> type[Server]:
+    """The ``Server`` class (test modules cannot import this conftest)."""
+    return Server
 
 
 @pytest.fixture(scope="module")
