@@ -901,6 +901,7 @@ def _serve(ns: argparse.Namespace) -> int:
             host=ns.host,
             port=ns.port,
             log_level="info",
+            access_log=False,
             timeout_graceful_shutdown=2,
         )
     finally:
