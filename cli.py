@@ -102,6 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
 
     _add_client_commands(commands)
+    _add_service_command(commands)
 
     try:
         ns = parser.parse_args(argv)
@@ -856,6 +857,59 @@ _CLIENT_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "functions": _functions,
     "endpoints": _endpoints,
 }
+
+
+# -- freight service: the networked service over HTTP ---------------------------------
+def _add_service_command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    serve = commands.add_parser(
+        "service",
+        help="serve the service over HTTP (the reference's REST routes)",
+        description="Serve the embedded service of HOME (its local endpoint"
+        " included) over HTTP with uvicorn, until interrupted.  No authentication"
+        " yet: bind to 127.0.0.1 unless the network is trusted.  Needs the"
+        " `service` extra (fastapi, uvicorn).",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
+    serve.add_argument(
+        "--port", type=int, default=5000, help="default 5000 (the SDK's 'local')"
+    )
+    serve.add_argument("--home", default=None, help="default $FREIGHT_HOME")
+    serve.add_argument(
+        "--workers", type=_count, default=None, help="the local endpoint's workers"
+    )
+    serve.set_defaults(handler=_serve)
+
+
+def _serve(ns: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+
+        from freight.service.http import create_app
+    except ImportError as e:
+        raise UsageError(
+            f"`freight service` needs the service extra ({e});"
+            " pip install 'freight[service]'"
+        ) from None
+    from freight.service.embedded import embedded_service, shutdown_embedded
+
+    core = embedded_service(ns.home, workers=ns.workers)
+    try:
+        uvicorn.run(
+            create_app(core),
+            host=ns.host,
+            port=ns.port,
+            log_level="info",
+            access_log=False,
+            timeout_graceful_shutdown=2,
+        )
+    finally:
+        shutdown_embedded()
+    return 0
+
+
+_CLIENT_COMMANDS["service"] = _serve
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -4,8 +4,8 @@
 process (``freight.service.embedded``): a service core and a local endpoint, state
 in SQLite under ``$FREIGHT_HOME`` or the user's data directory.  ``transport=``
 takes any ``freight.client.transport.Transport``; ``service=`` (or
-``$FREIGHT_SERVICE``) names a service: ``"embedded"`` (the default) or, with the
-networked service of a later release, its URL.
+``$FREIGHT_SERVICE``) names a service: ``"embedded"`` (the default) or a
+networked service's ``http(s)://`` URL (``freight.client.http.HttpTransport``).
 
 Names, call shapes and return values are ``globus_compute_sdk`` 4.19's, with its
 quirks fixed: failed tasks stay in ``get_batch_result`` with their exception;
@@ -62,10 +62,13 @@ def _resolve_transport(
         from freight.service.embedded import embedded_service
 
         return embedded_service(home, workers=workers)
+    if name.startswith(("http://", "https://")):
+        from freight.client.http import HttpTransport
+
+        return HttpTransport(name)
     raise ValueError(
-        f"service: {name!r} is not one this freight speaks to; it speaks to the"
-        " embedded service only ('embedded'); the networked service's HTTP"
-        " transport comes in a later release (or pass transport=)"
+        f"service: {name!r} is not one this freight speaks to: give 'embedded'"
+        " or a networked service's http(s):// URL (or pass transport=)"
     )
 
 

@@ -359,7 +359,7 @@ def _client_cases(
             "data_serialization_strategy",
         ),
         ("Client", lambda: Client(service=5), "service"),
-        ("Client", lambda: Client(service="https://compute.api.globus.org"), "service"),
+        ("Client", lambda: Client(service="ftp://compute.api.globus.org"), "service"),
         ("Client", lambda: Client(transport=object()), "transport"),
         ("Client", lambda: Client(workers="2"), "workers"),
         ("Client", lambda: Client(home=5), "home"),
