@@ -42,7 +42,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from freight.serialize import exception_to_dict
 from freight.service.errors import (
@@ -68,6 +68,9 @@ from freight.service.store import (
     StoreClosed,
     TaskRow,
 )
+
+if TYPE_CHECKING:
+    from freight.service.sql_store import SqlStore
 
 __all__ = [
     "API_VERSION",
@@ -356,7 +359,7 @@ class ServiceCore:
 
     def __init__(
         self,
-        store: SQLiteStore,
+        store: SQLiteStore | SqlStore,
         *,
         max_payload_bytes: int | None = None,
         result_retention_s: float | None = None,

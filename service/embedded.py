@@ -12,8 +12,10 @@ exit; a service that was shut down is replaced by a new one on the next call.
 The home is ``home``, else ``$FREIGHT_HOME``, else the user's data directory
 (``platformdirs.user_data_dir("freight")``).  The service's limits come from the
 environment (``FREIGHT_MAX_PAYLOAD_BYTES``, ``FREIGHT_RESULT_RETENTION_S``; see
-``freight.service.core``); the engine from ``engine`` or ``$FREIGHT_ENGINE``, its
-size from ``workers`` or ``$FREIGHT_WORKERS``.
+``freight.service.core``), its database from ``FREIGHT_DATABASE_URL`` (a
+SQLAlchemy URL such as ``postgresql+psycopg://host/db``: ``SqlStore``, Alembic
+migrations run on open; unset: ``HOME/freight.db``); the engine from ``engine`` or
+``$FREIGHT_ENGINE``, its size from ``workers`` or ``$FREIGHT_WORKERS``.
 """
 
 from __future__ import annotations
@@ -23,11 +25,16 @@ import os
 import threading
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from freight.service.core import ServiceCore
 from freight.service.store import SQLiteStore
 
+if TYPE_CHECKING:
+    from freight.service.sql_store import SqlStore
+
 __all__ = [
+    "DATABASE_URL_ENV",
     "DEFAULT_ENGINE",
     "LOCAL_ENDPOINT_KEY",
     "database_path",
@@ -39,6 +46,9 @@ __all__ = [
 #: The engine of the local endpoint when neither ``engine`` nor
 #: ``$FREIGHT_ENGINE`` names one.
 DEFAULT_ENGINE = "process"
+#: The database of the service, as a SQLAlchemy URL (``SqlStore``); unset: the
+#: SQLite file ``HOME/freight.db`` (``SQLiteStore``).
+DATABASE_URL_ENV = "FREIGHT_DATABASE_URL"
 #: Where the database keeps the local endpoint's id (``meta`` table).
 LOCAL_ENDPOINT_KEY = "local_endpoint_id"
 
@@ -71,6 +81,18 @@ def database_path(home: str | os.PathLike[str] | None = None) -> Path:
     """The SQLite file of ``home`` (default: ``default_home()``)."""
     base = Path(home).expanduser() if home is not None else default_home()
     return base / "freight.db"
+
+
+def _open_store(home: Path) -> SQLiteStore | SqlStore:
+    """``$FREIGHT_DATABASE_URL`` (any SQLAlchemy URL: ``postgresql+psycopg://``,
+    ``sqlite:///``) through ``SqlStore``, else ``HOME/freight.db`` through
+    ``SQLiteStore``."""
+    url = os.environ.get(DATABASE_URL_ENV)
+    if not url:
+        return SQLiteStore(home / "freight.db")
+    from freight.service.sql_store import SqlStore
+
+    return SqlStore(url)
 
 
 def _workers(workers: int | None) -> int | None:
@@ -120,7 +142,7 @@ def embedded_service(
         from freight.endpoint.engines import load_engine
 
         chosen = load_engine(name, workers=size)
-        store = SQLiteStore(path / "freight.db")
+        store = _open_store(path)
         try:
             core = ServiceCore(store)
         except BaseException:

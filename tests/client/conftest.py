@@ -42,6 +42,7 @@ def freight_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         mp.setenv("FREIGHT_HOME", str(home))
         mp.setenv("FREIGHT_ENGINE", ENGINE)
         mp.delenv("FREIGHT_SERVICE", raising=False)
+        mp.delenv("FREIGHT_DATABASE_URL", raising=False)
         yield home
         shutdown_embedded()
 

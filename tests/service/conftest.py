@@ -27,6 +27,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.delenv("FREIGHT_RESULT_RETENTION_S", raising=False)
     monkeypatch.delenv("FREIGHT_MAX_PAYLOAD_BYTES", raising=False)
     monkeypatch.delenv("FREIGHT_WORKERS", raising=False)
+    monkeypatch.delenv("FREIGHT_DATABASE_URL", raising=False)
     yield path
     shutdown_embedded()
 
