@@ -71,6 +71,18 @@ def count_rows(db: Path, table: str) -> int:
         return int(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
 
 
+def store_count(store: Any, table: str) -> int:
+    """Rows in ``table`` of a ``SQLiteStore``'s file or a ``SqlStore``'s
+    database, read beside the store."""
+    engine = getattr(store, "_engine", None)
+    if engine is None:
+        return count_rows(Path(store.path), table)
+    import sqlalchemy as sa
+
+    with engine.connect() as conn:
+        return int(conn.execute(sa.text(f"SELECT COUNT(*) FROM {table}")).scalar_one())
+
+
 def statuses(db: Path) -> dict[str, str]:
     with sqlite3.connect(db) as conn:
         return dict(conn.execute("SELECT task_id, status FROM tasks").fetchall())

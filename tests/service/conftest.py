@@ -9,10 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pg_backend import postgres_url  # noqa: F401  (a fixture)
 from service_helpers import HoldingLink
 
 from freight.service.core import ServiceCore
 from freight.service.embedded import shutdown_embedded
+from freight.service.sql_store import SqlStore
 from freight.service.store import SQLiteStore
 
 ENGINE = os.environ.get("FREIGHT_ENGINE") or "process"
@@ -37,10 +39,19 @@ def link() -> HoldingLink:
     return HoldingLink()
 
 
-@pytest.fixture
-def core(home: Path, link: HoldingLink) -> Iterator[ServiceCore]:
-    """A service core on ``home`` with the hand-driven ``link`` attached."""
-    c = ServiceCore(SQLiteStore(home / "freight.db"))
+@pytest.fixture(params=["sqlite", "postgresql"])
+def core(
+    request: pytest.FixtureRequest, home: Path, link: HoldingLink
+) -> Iterator[ServiceCore]:
+    """A service core with the hand-driven ``link`` attached, on each backend:
+    ``SQLiteStore`` on ``home`` (the embedded default), and ``SqlStore`` on a
+    fresh PostgreSQL database (``pg_backend``: skipped when unreachable, failed
+    with ``CI=true``)."""
+    if request.param == "sqlite":
+        store: SQLiteStore | SqlStore = SQLiteStore(home / "freight.db")
+    else:
+        store = SqlStore(request.getfixturevalue("postgres_url"))
+    c = ServiceCore(store)
     c.add_endpoint(link)
     yield c
     c.shutdown()

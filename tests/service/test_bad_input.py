@@ -12,8 +12,8 @@ from service_helpers import (
     ECHO_SRC,
     HoldingLink,
     binary_payload,
-    count_rows,
     register_source,
+    store_count,
     text_payload,
 )
 
@@ -43,17 +43,17 @@ def small(home: Path, link: HoldingLink) -> Iterator[ServiceCore]:
     c.shutdown()
 
 
-def _rows(home: Path) -> dict[str, int]:
-    return {t: count_rows(home / "freight.db", t) for t in TABLES}
+def _rows(store: Any) -> dict[str, int]:
+    return {t: store_count(store, t) for t in TABLES}
 
 
 def _refused(
-    home: Path, call: Callable[[], Any], error: type[ServiceError]
+    store: Any, call: Callable[[], Any], error: type[ServiceError]
 ) -> ServiceError:
-    before = _rows(home)
+    before = _rows(store)
     with pytest.raises(error) as info:
         call()
-    assert _rows(home) == before, "a refused request stored something"
+    assert _rows(store) == before, "a refused request stored something"
     assert info.value.message
     return info.value
 
@@ -164,7 +164,7 @@ def test_a_bad_submit_is_refused_and_stores_nothing(
 ) -> None:
     fid = register_source(small, "echo", ECHO_SRC)
     body, error = _bodies(fid)[case]
-    _refused(home, lambda: small.submit(link.endpoint_id, body), error)
+    _refused(small.store, lambda: small.submit(link.endpoint_id, body), error)
     assert link.tasks == {}
     # The service still takes a good request afterwards.
     r = small.submit(link.endpoint_id, {"tasks": {fid: [text_payload(1)]}})
@@ -193,7 +193,7 @@ def test_submit_to_a_bad_endpoint_is_refused(
 ) -> None:
     fid = register_source(core, "echo", ECHO_SRC)
     _refused(
-        home,
+        core.store,
         lambda: core.submit(endpoint_id, {"tasks": {fid: [text_payload(1)]}}),
         error,
     )
@@ -205,7 +205,7 @@ def test_an_endpoint_that_refuses_the_batch_leaves_no_task(
     fid = register_source(core, "echo", ECHO_SRC)
     link.refuse = ConnectionError("endpoint went away")
     err = _refused(
-        home,
+        core.store,
         lambda: core.submit(link.endpoint_id, {"tasks": {fid: [text_payload(1)] * 3}}),
         ServiceUnavailable,
     )
@@ -274,7 +274,7 @@ def test_a_bad_function_is_refused_and_stores_nothing(
     small: ServiceCore, home: Path, case: str
 ) -> None:
     body, error = _FUNCTION_BODIES[case]
-    _refused(home, lambda: small.register_function(body), error)
+    _refused(small.store, lambda: small.register_function(body), error)
 
 
 def test_a_function_keeps_its_metadata(core: ServiceCore) -> None:
@@ -308,7 +308,7 @@ def test_a_bad_container_is_refused_and_stores_nothing(
     core: ServiceCore, home: Path, case: str
 ) -> None:
     body = _CONTAINER_BODIES[case]
-    _refused(home, lambda: core.register_container(body), InvalidRequest)
+    _refused(core.store, lambda: core.register_container(body), InvalidRequest)
 
 
 @pytest.mark.parametrize(
@@ -341,7 +341,7 @@ def test_a_bad_container_is_refused_and_stores_nothing(
 def test_a_wrong_argument_gets_a_clear_error(
     core: ServiceCore, home: Path, call: Callable[[ServiceCore], Any], error: type
 ) -> None:
-    _refused(home, lambda: call(core), error)
+    _refused(core.store, lambda: call(core), error)
 
 
 def test_cancel_with_one_unknown_id_cancels_nothing(
