@@ -32,6 +32,7 @@ import importlib
 import itertools
 import json
 import operator
+import os
 import runpy
 import sys
 import uuid
@@ -879,6 +880,21 @@ def _add_service_command(
     serve.add_argument(
         "--workers", type=_count, default=None, help="the local endpoint's workers"
     )
+    # -- AMQP results for the reference's Executor --
+    serve.add_argument(
+        "--broker-url",
+        default=os.environ.get("FREIGHT_BROKER_URL") or None,
+        help="AMQP broker for the reference Executor's results, e.g."
+        " amqp://guest:guest@127.0.0.1:5672/ (default $FREIGHT_BROKER_URL; none:"
+        " GET /v2/get_amqp_result_connection_url answers 501)",
+    )
+    serve.add_argument(
+        "--queue-prefix",
+        default=os.environ.get("FREIGHT_QUEUE_PREFIX") or None,
+        help="prefix of the result queues (default $FREIGHT_QUEUE_PREFIX, else"
+        " freight.results.)",
+    )
+    # -- end AMQP --
     serve.set_defaults(handler=_serve)
 
 
@@ -894,10 +910,13 @@ def _serve(ns: argparse.Namespace) -> int:
         ) from None
     from freight.service.embedded import embedded_service, shutdown_embedded
 
+    if ns.broker_url and not ns.broker_url.startswith(("amqp://", "amqps://")):
+        raise UsageError(f"--broker-url must be amqp:// or amqps://: {ns.broker_url!r}")
     core = embedded_service(ns.home, workers=ns.workers)
     try:
+        app = create_app(core, broker_url=ns.broker_url, queue_prefix=ns.queue_prefix)
         uvicorn.run(
-            create_app(core),
+            app,
             host=ns.host,
             port=ns.port,
             log_level="info",

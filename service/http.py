@@ -28,8 +28,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Body, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -38,6 +39,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from freight.service.core import ServiceCore
 from freight.service.errors import InvalidRequest, ServiceError
+from freight.service.reference_dialect import DEFAULT_QUEUE_PREFIX, wants_result_queue
+
+if TYPE_CHECKING:
+    from freight.service.amqp import AmqpResults
 
 __all__ = ["DEFAULT_HEARTBEAT_S", "create_app", "task_json"]
 
@@ -64,16 +69,61 @@ def _error(exc: ServiceError) -> JSONResponse:
 
 
 def create_app(
-    core: ServiceCore, *, heartbeat_s: float = DEFAULT_HEARTBEAT_S
+    core: ServiceCore,
+    *,
+    heartbeat_s: float = DEFAULT_HEARTBEAT_S,
+    broker_url: str | None = None,
+    queue_prefix: str | None = None,
 ) -> FastAPI:
     """An ASGI app serving ``core``; see the module docstring.  The app does not
-    own ``core``: shutting the server down leaves it running."""
+    own ``core``: shutting the server down leaves it running.
+
+    ``broker_url`` (``amqp://user:pass@host:port/vhost``) turns on results for
+    the reference's ``Executor`` over AMQP (service/amqp.py): the app then owns
+    an ``AmqpResults`` (``app.state.amqp``, closed at the app's shutdown)."""
     app = FastAPI(
         title="freight service",
         version=core.version()["api"],
         description="The reference's REST dialect (globus-compute 4.19) plus"
         " freight's additions under /freight/v1/.",
     )
+
+    # -- AMQP results (service/amqp.py) ---------------------------------------------
+    amqp: AmqpResults | None = None
+    if broker_url:
+        from freight.service.amqp import AmqpResults
+
+        amqp = AmqpResults(core, broker_url, queue_prefix or DEFAULT_QUEUE_PREFIX)
+        app.router.on_shutdown.append(amqp.close)
+    app.state.amqp = amqp
+
+    @app.get("/v2/get_amqp_result_connection_url")
+    def amqp_connection_url() -> dict[str, str]:
+        if amqp is None:
+            from freight.service.amqp import AmqpNotConfigured
+
+            raise AmqpNotConfigured(
+                "this service has no AMQP broker configured (freight service"
+                " --broker-url / FREIGHT_BROKER_URL), so the reference's Executor"
+                " cannot receive results; Client.get_result and batch_status work"
+            )
+        return amqp.connection
+
+    def _declare_result_queue(body: dict[str, Any]) -> str | None:
+        """Declare the group's result queue before the submit is answered; the
+        group's id if this call added it (undone if the submit fails)."""
+        if amqp is None or not wants_result_queue(body):
+            return None
+        tg = body.get("task_group_id")
+        if tg is None:
+            tg = body["task_group_id"] = str(uuid.uuid4())
+        try:
+            tg = str(uuid.UUID(tg))
+        except (TypeError, ValueError, AttributeError):
+            return None  # the core refuses it
+        return tg if amqp.declare(tg) else None
+
+    # -- end AMQP results -----------------------------------------------------------
 
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
@@ -141,7 +191,13 @@ def create_app(
                         f"tasks[{fid!r}]: over HTTP a task payload is the text"
                         " envelope (a string)"
                     )
-        return core.submit(endpoint_id, body)
+        added = _declare_result_queue(body)  # AMQP results
+        try:
+            return core.submit(endpoint_id, body)
+        except BaseException:
+            if added is not None and amqp is not None:
+                amqp.forget(added)
+            raise
 
     @app.get("/v2/tasks/{task_id}")
     def get_task(task_id: str) -> dict[str, Any]:

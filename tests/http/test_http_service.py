@@ -384,6 +384,7 @@ def test_openapi_lists_every_route(url: str) -> None:
         "/v2/endpoints/{endpoint_id}": {"get"},
         "/v2/endpoints": {"get"},
         "/v3/endpoints/{endpoint_id}/allowed_functions": {"get"},
+        "/v2/get_amqp_result_connection_url": {"get"},
         "/freight/v1/tasks/cancel": {"post"},
         "/freight/v1/tasks": {"get"},
         "/freight/v1/functions": {"get"},

@@ -8,7 +8,6 @@ Without a broker the test is skipped, except under CI (``CI`` set and not
 
 from __future__ import annotations
 
-import os
 import platform
 import types
 import uuid
@@ -17,6 +16,7 @@ from typing import Any
 
 import dill
 import pytest
+from amqp_helpers import AMQP_URL, broker_connection
 
 from freight.serialize import ComputeSerializer
 from freight.service.reference_dialect import (
@@ -26,25 +26,12 @@ from freight.service.reference_dialect import (
     result_queue_name,
 )
 
-AMQP_URL = os.environ.get(
-    "FREIGHT_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F"
-)
 SER = ComputeSerializer(strategy_data="DillDataBase64")
 
 
 @pytest.fixture
 def channel() -> Iterator[Any]:
-    pika = pytest.importorskip("pika")
-    params = pika.URLParameters(AMQP_URL)
-    params.socket_timeout = 5
-    params.blocked_connection_timeout = 5
-    params.connection_attempts = 1
-    try:
-        conn = pika.BlockingConnection(params)
-    except Exception as e:
-        if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
-            pytest.fail(f"RabbitMQ at {AMQP_URL} is unreachable under CI: {e!r}")
-        pytest.skip(f"RabbitMQ at {AMQP_URL} is unreachable: {e!r}")
+    conn = broker_connection()
     try:
         yield conn.channel()
     finally:
