@@ -58,6 +58,9 @@ from freight.service.store import (
     TaskRow,
     _lower_than,
     _row,
+    container_record,
+    function_record,
+    function_summary,
 )
 
 __all__ = [
@@ -502,18 +505,7 @@ class SqlStore:
         )
         if not rows:
             return None
-        fid, name, code, desc, meta, public, group, container, created = rows[0]
-        return {
-            "function_uuid": fid,
-            "function_name": name,
-            "function_code": code,
-            "description": desc,
-            "metadata": json.loads(meta) if meta else None,
-            "public": bool(public),
-            "group": group,
-            "container_uuid": container,
-            "created": created,
-        }
+        return function_record(rows[0])
 
     def delete_function(self, function_id: str) -> bool:
         with self._tx() as conn:
@@ -538,18 +530,7 @@ class SqlStore:
             .order_by(f.created.desc(), self._order_functions.desc())
             .limit(limit)
         )
-        return [
-            {
-                "function_uuid": fid,
-                "function_name": n,
-                "description": d,
-                "public": bool(p),
-                "group": g,
-                "container_uuid": c,
-                "created": t,
-            }
-            for fid, n, d, p, g, c, t in rows
-        ]
+        return [function_summary(r) for r in rows]
 
     def add_container(
         self,
@@ -580,14 +561,7 @@ class SqlStore:
         )
         if not rows:
             return None
-        cid, kind, location, name, desc = rows[0]
-        return {
-            "container_id": cid,
-            "type": kind,
-            "location": location,
-            "name": name,
-            "description": desc,
-        }
+        return container_record(rows[0])
 
     # -- tasks ---------------------------------------------------------------------
     def task_group_exists(self, task_group_id: str) -> bool:

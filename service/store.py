@@ -220,6 +220,51 @@ def _lower_than(status: str) -> tuple[str, ...]:
     return STATUSES[: _RANK[status]]
 
 
+def function_record(values: Sequence[Any]) -> dict[str, Any]:
+    """A ``functions`` row (id, name, code, description, metadata, public,
+    group, container, created) as ``GET /v2/functions/{id}`` answers it; both
+    stores read rows through this."""
+    fid, name, code, desc, meta, public, group, container, created = values
+    return {
+        "function_uuid": fid,
+        "function_name": name,
+        "function_code": code,
+        "description": desc,
+        "metadata": json.loads(meta) if meta else None,
+        "public": bool(public),
+        "group": group,
+        "container_uuid": container,
+        "created": created,
+    }
+
+
+def function_summary(values: Sequence[Any]) -> dict[str, Any]:
+    """A ``functions`` listing row (id, name, description, public, group,
+    container, created): no code."""
+    fid, name, desc, public, group, container, created = values
+    return {
+        "function_uuid": fid,
+        "function_name": name,
+        "description": desc,
+        "public": bool(public),
+        "group": group,
+        "container_uuid": container,
+        "created": created,
+    }
+
+
+def container_record(values: Sequence[Any]) -> dict[str, Any]:
+    """A ``containers`` row (id, type, location, name, description)."""
+    cid, kind, location, name, desc = values
+    return {
+        "container_id": cid,
+        "type": kind,
+        "location": location,
+        "name": name,
+        "description": desc,
+    }
+
+
 class SQLiteStore:
     """The service's state in the SQLite file ``path`` (``":memory:"`` for a
     private in-memory database).  Thread-safe: one connection behind a lock.
@@ -434,18 +479,7 @@ class SQLiteStore:
         )
         if not rows:
             return None
-        fid, name, code, desc, meta, public, group, container, created = rows[0]
-        return {
-            "function_uuid": fid,
-            "function_name": name,
-            "function_code": code,
-            "description": desc,
-            "metadata": json.loads(meta) if meta else None,
-            "public": bool(public),
-            "group": group,
-            "container_uuid": container,
-            "created": created,
-        }
+        return function_record(rows[0])
 
     def delete_function(self, function_id: str) -> bool:
         with self._tx() as db:
@@ -461,18 +495,7 @@ class SQLiteStore:
             " created FROM functions ORDER BY created DESC, rowid DESC LIMIT ?",
             (limit,),
         )
-        return [
-            {
-                "function_uuid": f,
-                "function_name": n,
-                "description": d,
-                "public": bool(p),
-                "group": g,
-                "container_uuid": c,
-                "created": t,
-            }
-            for f, n, d, p, g, c, t in rows
-        ]
+        return [function_summary(r) for r in rows]
 
     def add_container(
         self,
@@ -496,14 +519,7 @@ class SQLiteStore:
         )
         if not rows:
             return None
-        cid, kind, location, name, desc = rows[0]
-        return {
-            "container_id": cid,
-            "type": kind,
-            "location": location,
-            "name": name,
-            "description": desc,
-        }
+        return container_record(rows[0])
 
     # -- tasks ---------------------------------------------------------------------
     def task_group_exists(self, task_group_id: str) -> bool:
