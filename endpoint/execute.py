@@ -24,6 +24,7 @@ binary payload (freight's own hop) gets a binary result, unless the task names
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import socket
@@ -140,7 +141,11 @@ class _Worker:
 _WORKER = _Worker()
 
 
+@functools.cache
 def _details(endpoint_id: str) -> dict[str, Any]:
+    """The task ``details`` of this worker: the same for every task it runs,
+    so made once per endpoint (a worker is a process of its own: its pid does
+    not change).  Packed, never mutated."""
     return {
         "os": platform.system(),
         "python_version": platform.python_version(),
